@@ -1,0 +1,110 @@
+//! Who is calling: `Authorization: Bearer sk_test_…` resolves to a
+//! [`Caller`], or the request ends with 401. Scopes are checked per route
+//! by the handler's first line, `caller.require(scope)?`.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use malipo_core::{ApiKeyId, KeyToken, Scope, Scopes};
+use malipo_store::Tenant;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// The authenticated caller of a `/v1` route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Tenant,
+    pub key_id: ApiKeyId,
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::insufficient_scope(scope))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            let bug =
+                std::io::Error::other("a /v1 route was mounted without the authenticate layer");
+            ApiError::internal(&bug)
+        })
+    }
+}
+
+fn failed(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::AuthenticationFailed, message)
+}
+
+async fn resolve(state: &AppState, authorization: Option<HeaderValue>) -> Result<Caller, ApiError> {
+    let Some(value) = authorization else {
+        return Err(ApiError::new(
+            ErrorCode::AuthenticationRequired,
+            "No API key provided. Send `Authorization: Bearer sk_test_…` (or sk_live_…).",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|text| text.strip_prefix("Bearer "))
+        .ok_or_else(|| failed("The Authorization header must be `Bearer <API key>`."))?;
+    let token = KeyToken::parse(token.trim())
+        .map_err(|_| failed("Invalid API key: it should look like sk_test_<keyid>.<secret>."))?;
+    let key = state
+        .store
+        .find_key_for_auth(token.key_id)
+        .await?
+        .filter(|key| {
+            key.secret_hash.matches(&token.secret_hash()) && key.record.mode == token.mode
+        })
+        .ok_or_else(|| failed("Invalid API key provided."))?;
+    if key.record.revoked_at.is_some() {
+        return Err(failed("This API key has been revoked. Create a new one."));
+    }
+    let now = state.clock.now();
+    let stale = key
+        .record
+        .last_used_at
+        .is_none_or(|at| now.unix_ms() - at.unix_ms() >= malipo_store::LAST_USED_RESOLUTION_MS);
+    if stale {
+        // Bookkeeping only: a failure here must not fail the request.
+        if let Err(error) = state.store.touch_key(key.record.id, now).await {
+            tracing::warn!(key_id = %key.record.id, error = %error, "could not record key use");
+        }
+    }
+    Ok(Caller {
+        tenant: key.record.tenant(),
+        key_id: key.record.id,
+        scopes: key.record.scopes,
+    })
+}
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    match resolve(&state, authorization).await {
+        Ok(caller) => {
+            tracing::Span::current().record(
+                "merchant_id",
+                tracing::field::display(caller.tenant.merchant_id),
+            );
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}

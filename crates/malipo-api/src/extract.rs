@@ -1,0 +1,125 @@
+//! Body and query extractors whose errors name the field at fault.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::BODY_LIMIT_BYTES;
+use crate::error::{ApiError, ErrorCode, payload_too_large};
+
+/// A JSON body. Unknown fields are refused (request types say
+/// `deny_unknown_fields`), and every error names its field.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim_start().starts_with("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "Send the body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES)
+            .await
+            .map_err(|_| payload_too_large())?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::new(
+                    ErrorCode::InvalidJson,
+                    format!("The body is not valid JSON: {inner}."),
+                )
+            } else {
+                field_error(&path, &inner.to_string())
+            }
+        })?;
+        deserializer.end().map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("The body is not valid JSON: {e}."),
+            )
+        })?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// Query parameters, with the same naming of fields as [`ApiJson`].
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                field_error(&path, &error.into_inner().to_string())
+            })
+    }
+}
+
+/// Turns a serde data error into a 400 that names the field. Serde reports
+/// unknown and missing fields against their parent, so the field's name is
+/// taken from the message and joined to the path.
+fn field_error(path: &str, message: &str) -> ApiError {
+    let parent = if path == "." { "" } else { path };
+    let named = ["unknown field `", "missing field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    // Unknown fields already stand at the end of the path; missing ones do not.
+    let param = match (named, parent) {
+        (Some(field), "") => field.to_owned(),
+        (Some(field), parent) if parent == field || parent.ends_with(&format!(".{field}")) => {
+            parent.to_owned()
+        }
+        (Some(field), parent) => format!("{parent}.{field}"),
+        (None, parent) => parent.to_owned(),
+    };
+    let message = if message.starts_with("unknown field") {
+        format!("Unknown parameter `{param}`: {message}.")
+    } else if param.is_empty() {
+        format!("Invalid request: {message}.")
+    } else {
+        format!("Invalid `{param}`: {message}.")
+    };
+    let error = ApiError::new(ErrorCode::InvalidRequest, message);
+    if param.is_empty() {
+        error
+    } else {
+        error.with_param(param)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unknown_and_missing_fields_with_their_path() {
+        let error = field_error(".", "unknown field `nmae`, expected `name` or `scopes`");
+        assert_eq!(error.param.as_deref(), Some("nmae"));
+        let error = field_error("nmae", "unknown field `nmae`, expected `name` or `scopes`");
+        assert_eq!(error.param.as_deref(), Some("nmae"));
+        let error = field_error("customer.nmae", "unknown field `nmae`, expected `name`");
+        assert_eq!(error.param.as_deref(), Some("customer.nmae"));
+        let error = field_error("metadata", "missing field `order_id`");
+        assert_eq!(error.param.as_deref(), Some("metadata.order_id"));
+        let error = field_error("scopes[0]", "invalid type: integer `3`, expected a string");
+        assert_eq!(error.param.as_deref(), Some("scopes[0]"));
+    }
+}

@@ -1,0 +1,21 @@
+//! Malipo's pure core: the types every other crate speaks in.
+//!
+//! Nothing here does IO. Money, prefixed ids, modes, scopes, the clock and
+//! API-key tokens are plain values with their invariants checked at
+//! construction ("parse, don't validate").
+
+pub mod clock;
+pub mod id;
+pub mod key_token;
+pub mod mode;
+pub mod money;
+pub mod scope;
+pub mod sealing;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use id::{ApiKeyId, IdParseError, MerchantId, RequestId};
+pub use key_token::{KeyToken, KeyTokenError, SecretHash};
+pub use mode::Mode;
+pub use money::{Currency, Money, MoneyError};
+pub use scope::{Access, Scope, ScopeFamily, ScopeParseError, Scopes};
+pub use sealing::{MasterKey, SealError};

@@ -1,0 +1,171 @@
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::StoreError;
+
+/// Which SQL dialect is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The database. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+/// SQLite waits this long for a lock before reporting the database busy.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+impl Store {
+    /// Connects to `url` (`sqlite:PATH`, `sqlite://PATH`, a bare path, or
+    /// `postgres://…`). An SQLite file is created if missing, in WAL mode with
+    /// `synchronous=FULL`: a committed write survives power loss.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (backend, url) = normalize_url(url)?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
+        let pool = match backend {
+            Backend::Sqlite => {
+                pool_options
+                    .after_connect(|connection, _meta| {
+                        Box::pin(async move {
+                            connection
+                                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                                    "PRAGMA journal_mode = WAL; \
+                                     PRAGMA synchronous = FULL; \
+                                     PRAGMA foreign_keys = ON; \
+                                     PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                                ))))
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => pool_options.connect(&url).await?,
+        };
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs the schema migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
+        crate::migrations::run(self).await
+    }
+
+    /// One round trip to the database, for readiness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Waits for connections in use to be returned, then closes them all.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at
+    /// `BEGIN` so two writers queue instead of failing on lock upgrade.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let transaction = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(transaction)
+    }
+}
+
+fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let path_and_query = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        rest
+    } else if url.contains("://") {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    } else {
+        url
+    };
+    if path_and_query.is_empty() || path_and_query.starts_with(":memory:") {
+        // Each pooled connection would get its own empty in-memory database.
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    }
+    let url = if path_and_query.contains("mode=") {
+        format!("sqlite://{path_and_query}")
+    } else if path_and_query.contains('?') {
+        format!("sqlite://{path_and_query}&mode=rwc")
+    } else {
+        format!("sqlite://{path_and_query}?mode=rwc")
+    };
+    Ok((Backend::Sqlite, url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_normalize_to_a_backend() {
+        assert_eq!(
+            normalize_url("malipo.db").unwrap(),
+            (Backend::Sqlite, "sqlite://malipo.db?mode=rwc".to_owned())
+        );
+        assert_eq!(
+            normalize_url("sqlite:/var/lib/malipo.db").unwrap(),
+            (
+                Backend::Sqlite,
+                "sqlite:///var/lib/malipo.db?mode=rwc".to_owned()
+            )
+        );
+        assert_eq!(
+            normalize_url("sqlite://x.db?mode=ro").unwrap().1,
+            "sqlite://x.db?mode=ro"
+        );
+        assert_eq!(
+            normalize_url("postgres://h/db").unwrap().0,
+            Backend::Postgres
+        );
+        assert!(normalize_url("mysql://h/db").is_err());
+        assert!(normalize_url("sqlite::memory:").is_err());
+    }
+}

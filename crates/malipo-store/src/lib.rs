@@ -1,0 +1,54 @@
+//! Storage: the only crate that contains SQL.
+//!
+//! One schema, two backends: SQLite (embedded, the zero-config default) and
+//! PostgreSQL (production, several nodes). Queries go through `sqlx::Any` so
+//! there is one SQL text per query; the few dialect differences live in
+//! [`Backend`] and the per-backend migration folders.
+//!
+//! Every finder over merchant data takes a [`Tenant`]: forgetting the
+//! merchant and mode is a compile error, not a data leak.
+
+mod api_keys;
+mod connect;
+mod error;
+mod idempotency;
+mod merchants;
+mod migrations;
+
+pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
+pub use connect::{Backend, ConnectOptions, Store};
+pub use error::StoreError;
+pub use idempotency::{Claim, IdempotencyRecords, StoredResponse};
+pub use merchants::{MerchantRecord, Merchants};
+
+use malipo_core::{MerchantId, Mode};
+
+/// Whose data a query may touch: one merchant, in one mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tenant {
+    pub merchant_id: MerchantId,
+    pub mode: Mode,
+}
+
+/// A page request: newest first, `limit` rows after the `starting_after` id.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub starting_after: Option<String>,
+}
+
+/// A page of rows and whether more follow.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from up to `limit + 1` rows fetched.
+    fn from_overfetch(mut rows: Vec<T>, limit: u32) -> Self {
+        let has_more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Self { rows, has_more }
+    }
+}

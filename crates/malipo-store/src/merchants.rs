@@ -1,0 +1,118 @@
+use malipo_core::{MerchantId, Timestamp};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct MerchantRecord {
+    pub id: MerchantId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+/// Merchants themselves: the operator's view, not scoped to a tenant.
+pub struct Merchants<'a> {
+    store: &'a Store,
+}
+
+const BOOTSTRAP_SETTING: &str = "sandbox_merchant_id";
+
+impl Store {
+    pub fn merchants(&self) -> Merchants<'_> {
+        Merchants { store: self }
+    }
+}
+
+impl Merchants<'_> {
+    pub async fn create(&self, name: &str, now: Timestamp) -> Result<MerchantRecord, StoreError> {
+        let mut transaction = self.store.begin_write().await?;
+        let merchant = insert(&mut transaction, name, now).await?;
+        transaction.commit().await?;
+        Ok(merchant)
+    }
+
+    /// Creates the sandbox merchant and its first key exactly once per
+    /// database, in one transaction. Returns `None` when an earlier start
+    /// (on any node) already did.
+    pub async fn bootstrap_sandbox(
+        &self,
+        merchant_id: MerchantId,
+        key: &crate::NewApiKey,
+        now: Timestamp,
+    ) -> Result<Option<MerchantRecord>, StoreError> {
+        assert_eq!(
+            key.merchant_id, merchant_id,
+            "the sandbox key belongs to the sandbox merchant"
+        );
+        let mut transaction = self.store.begin_write().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO instance_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(BOOTSTRAP_SETTING)
+        .bind(merchant_id.to_string())
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let merchant =
+            insert_with_id(&mut transaction, merchant_id, "Sandbox merchant", now).await?;
+        crate::api_keys::insert(&mut transaction, key).await?;
+        transaction.commit().await?;
+        Ok(Some(merchant))
+    }
+
+    pub async fn find(&self, id: MerchantId) -> Result<Option<MerchantRecord>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at_ms FROM merchants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.store.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// All merchants, oldest first (an operator's list is short).
+    pub async fn list(&self) -> Result<Vec<MerchantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_at_ms FROM merchants ORDER BY id")
+            .fetch_all(&self.store.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+}
+
+async fn insert(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    name: &str,
+    now: Timestamp,
+) -> Result<MerchantRecord, StoreError> {
+    insert_with_id(transaction, MerchantId::generate(), name, now).await
+}
+
+async fn insert_with_id(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: MerchantId,
+    name: &str,
+    now: Timestamp,
+) -> Result<MerchantRecord, StoreError> {
+    sqlx::query("INSERT INTO merchants (id, name, created_at_ms) VALUES ($1, $2, $3)")
+        .bind(id.to_string())
+        .bind(name)
+        .bind(now.unix_ms())
+        .execute(&mut **transaction)
+        .await?;
+    Ok(MerchantRecord {
+        id,
+        name: name.to_owned(),
+        created_at: now,
+    })
+}
+
+fn from_row(row: &AnyRow) -> Result<MerchantRecord, StoreError> {
+    let id: String = row.try_get("id")?;
+    Ok(MerchantRecord {
+        id: MerchantId::parse(&id).map_err(|e| StoreError::corrupt("merchants", "id", e))?,
+        name: row.try_get("name")?,
+        created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
+    })
+}

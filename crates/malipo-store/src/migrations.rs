@@ -1,0 +1,66 @@
+//! A small migration runner over embedded SQL, one folder per backend.
+//!
+//! Each migration runs in its own transaction with its row in
+//! `schema_migrations`; on PostgreSQL an advisory lock makes nodes that start
+//! together take turns, on SQLite `BEGIN IMMEDIATE` does the same.
+
+use crate::{Backend, Store, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_spine",
+    sqlite: include_str!("../migrations/sqlite/0001_spine.sql"),
+    postgres: include_str!("../migrations/postgres/0001_spine.sql"),
+}];
+
+/// An arbitrary constant naming Malipo's migration lock on PostgreSQL.
+const POSTGRES_MIGRATION_LOCK: i64 = 0x6d61_6c69_706f;
+
+pub(crate) async fn run(store: &Store) -> Result<Vec<&'static str>, StoreError> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
+    )
+    .execute(&store.pool)
+    .await?;
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS {
+        let mut transaction = store.begin_write().await?;
+        if store.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(POSTGRES_MIGRATION_LOCK)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let already = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_optional(&mut *transaction)
+            .await?;
+        if already.is_some() {
+            continue;
+        }
+        let sql = match store.backend() {
+            Backend::Sqlite => migration.sqlite,
+            Backend::Postgres => migration.postgres,
+        };
+        sqlx::raw_sql(sql).execute(&mut *transaction).await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)",
+        )
+        .bind(migration.version)
+        .bind(migration.name)
+        .bind(malipo_core::Clock::now(&malipo_core::SystemClock).unix_ms())
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        applied.push(migration.name);
+    }
+    Ok(applied)
+}

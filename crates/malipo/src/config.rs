@@ -1,0 +1,136 @@
+//! Settings, from (highest first) flags, environment, an optional TOML
+//! file, and defaults. Every setting is listed in the README.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// `sqlite:PATH` (or a bare path) or `postgres://…`.
+    pub database_url: String,
+    /// Connections in the database pool.
+    pub database_max_connections: u32,
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `malipo=debug,info`.
+    pub log_filter: String,
+    /// The master key that seals secrets at rest: 32 bytes, base64. Every
+    /// node sharing a database must use the same one.
+    pub master_key: Option<String>,
+    /// Where the master key is read from (and created, on first start)
+    /// when `master_key` is not set.
+    pub master_key_file: PathBuf,
+    /// Create a sandbox merchant and print its test key on first start.
+    pub bootstrap_sandbox: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            database_url: "malipo.db".to_owned(),
+            database_max_connections: 16,
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            master_key: None,
+            master_key_file: PathBuf::from("malipo.key"),
+            bootstrap_sandbox: true,
+        }
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "database_url",
+    "database_max_connections",
+    "log_format",
+    "log_filter",
+    "master_key",
+    "master_key_file",
+    "bootstrap_sandbox",
+];
+
+impl Config {
+    pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(
+                Env::raw()
+                    .only(&["DATABASE_URL"])
+                    .map(|_| "database_url".into()),
+            )
+            .merge(Env::prefixed("MALIPO_").only(ENV_KEYS))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_environment_beats_file_beats_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "malipo.toml",
+                "listen = \"0.0.0.0:1\"\nlog_filter = \"debug\"\ndatabase_max_connections = 3",
+            )?;
+            jail.set_env("MALIPO_LISTEN", "0.0.0.0:2");
+            jail.set_env("DATABASE_URL", "postgres://db/x");
+            let flags = FlagOverrides {
+                listen: Some("0.0.0.0:3".to_owned()),
+                ..FlagOverrides::default()
+            };
+            let config = Config::load(Some(Path::new("malipo.toml")), &flags).unwrap();
+            assert_eq!(config.listen, "0.0.0.0:3");
+            assert_eq!(config.database_url, "postgres://db/x");
+            assert_eq!(config.log_filter, "debug");
+            assert_eq!(config.database_max_connections, 3);
+            let config =
+                Config::load(Some(Path::new("malipo.toml")), &FlagOverrides::default()).unwrap();
+            assert_eq!(config.listen, "0.0.0.0:2");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_typo_in_the_file_is_an_error_naming_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("malipo.toml", "lisen = \"0.0.0.0:1\"")?;
+            let error = Config::load(Some(Path::new("malipo.toml")), &FlagOverrides::default())
+                .unwrap_err();
+            assert!(error.to_string().contains("lisen"), "{error}");
+            Ok(())
+        });
+    }
+}

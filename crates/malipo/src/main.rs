@@ -1,0 +1,335 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use malipo::app::{self, Application};
+use malipo::{Config, FlagOverrides, LogFormat};
+use malipo_core::{ApiKeyId, Clock, KeyToken, MerchantId, Mode, Scopes, SystemClock};
+use malipo_store::{NewApiKey, PageRequest, Store, Tenant};
+use tracing_subscriber::EnvFilter;
+
+/// Malipo: a self-hostable payments platform for African mobile money.
+///
+/// One binary serves the merchant API, hosted pages and the workers that
+/// move money. With no configuration it keeps its data in `malipo.db` (SQLite)
+/// in the working directory; set DATABASE_URL=postgres://… for PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "malipo", version, about, long_about)]
+struct Cli {
+    /// A TOML file of settings (see the README for every key).
+    #[arg(long, global = true, env = "MALIPO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Database to use: `sqlite:PATH` (or a bare path) or `postgres://…`.
+    /// Default: malipo.db in the working directory.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+
+    /// Log line format (logs go to standard error).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (migrates the database first). On the first start
+    /// against an empty database, creates a sandbox merchant and prints its
+    /// test key once, on a line of its own.
+    Serve {
+        /// Address to listen on [env: MALIPO_LISTEN] [default: 127.0.0.1:8080]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage merchants (the tenants whose data every query is scoped by).
+    #[command(subcommand)]
+    Merchants(MerchantsCommand),
+    /// Manage API keys. A key's secret is shown once, at creation.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the OpenAPI 3.1 document of the HTTP API.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum MerchantsCommand {
+    /// Create a merchant and print its id.
+    Create {
+        /// The merchant's display name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List all merchants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it (shown this once).
+    Create(CreateKeyArgs),
+    /// List a merchant's keys (never their secrets).
+    List {
+        /// The merchant, `mer_…`.
+        #[arg(long)]
+        merchant: String,
+        /// Only keys of this mode (default: both).
+        #[arg(long)]
+        mode: Option<ModeArg>,
+    },
+    /// Revoke a key; it stops working at once.
+    Revoke {
+        /// The key's id, `key_…`.
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CreateKeyArgs {
+    /// The merchant, `mer_…`.
+    #[arg(long)]
+    merchant: String,
+    /// `test` keys see sandbox data; `live` keys move real money.
+    #[arg(long, default_value = "test")]
+    mode: ModeArg,
+    /// What the key is for.
+    #[arg(long, default_value = "CLI key")]
+    name: String,
+    /// A scope to grant, e.g. `payments:write`; repeat for more. Default: `*` (all).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Test,
+    Live,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Test => Mode::Test,
+            ModeArg::Live => Mode::Live,
+        }
+    }
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log_filter)
+        .with_context(|| format!("log_filter `{}` is not a valid filter", config.log_filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match config.log_format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let flags = FlagOverrides {
+        listen: match &cli.command {
+            Command::Serve { listen } => listen.clone(),
+            _ => None,
+        },
+        database_url: cli.database_url.clone(),
+        log_format: cli.log_format,
+    };
+    let config = Config::load(cli.config.as_deref(), &flags)
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    init_logging(&config)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve { .. } => serve(&config, clock).await,
+        Command::Migrate => {
+            let store = app::connect_store(&config).await?;
+            store.close().await;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Merchants(command) => merchants(&config, clock.as_ref(), command).await,
+        Command::Keys(command) => keys(&config, clock.as_ref(), command).await,
+        Command::Openapi => {
+            println!("{}", malipo_api::openapi().to_pretty_json()?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let mut application = Application::build(config, clock).await?;
+    if let Some(sandbox) = application.sandbox.take() {
+        // Printed, not logged: the key must appear once, here, and nowhere else.
+        println!(
+            "Created sandbox merchant {}. Its test secret key, shown this once:",
+            sandbox.merchant_id
+        );
+        println!("{}", sandbox.key.reveal());
+        println!(
+            "Try: curl -H \"Authorization: Bearer <key>\" http://{}/v1/account",
+            application.local_addr()
+        );
+    }
+    application.run_until_stopped(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        tokio::signal::ctrl_c()
+            .await
+            .expect("the SIGINT handler installs");
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("the SIGTERM handler installs")
+            .recv()
+            .await;
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}
+
+fn parse_merchant(text: &str) -> anyhow::Result<MerchantId> {
+    MerchantId::parse(text).with_context(|| format!("`{text}` is not a merchant id (mer_…)"))
+}
+
+async fn merchants(
+    config: &Config,
+    clock: &dyn Clock,
+    command: MerchantsCommand,
+) -> anyhow::Result<()> {
+    let store = app::connect_store(config).await?;
+    match command {
+        MerchantsCommand::Create { name } => {
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("--name must not be empty");
+            }
+            let merchant = store.merchants().create(name, clock.now()).await?;
+            println!("{}", merchant.id);
+        }
+        MerchantsCommand::List => {
+            for merchant in store.merchants().list().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    merchant.id, merchant.created_at, merchant.name
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn keys(config: &Config, clock: &dyn Clock, command: KeysCommand) -> anyhow::Result<()> {
+    let store = app::connect_store(config).await?;
+    let result = run_keys(&store, clock, command).await;
+    store.close().await;
+    result
+}
+
+async fn run_keys(store: &Store, clock: &dyn Clock, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create(args) => {
+            let merchant_id = parse_merchant(&args.merchant)?;
+            if store.merchants().find(merchant_id).await?.is_none() {
+                bail!("no merchant {merchant_id}");
+            }
+            let scopes = if args.scopes.is_empty() {
+                Scopes::All
+            } else {
+                Scopes::parse_list(args.scopes.iter().map(String::as_str))?
+            };
+            let name = malipo_api::v1::api_keys::parse_key_name(&args.name)
+                .map_err(|error| anyhow::anyhow!("--name: {}", error.message))?;
+            let mode = Mode::from(args.mode);
+            let id = ApiKeyId::generate();
+            let token = KeyToken::generate(mode, id);
+            let tenant = Tenant { merchant_id, mode };
+            store
+                .api_keys(tenant)
+                .create(&NewApiKey {
+                    id,
+                    merchant_id,
+                    mode,
+                    name,
+                    secret_hash: token.secret_hash(),
+                    scopes,
+                    created_at: clock.now(),
+                })
+                .await?;
+            eprintln!("Created {id}. The key is shown this once:");
+            println!("{}", token.reveal());
+        }
+        KeysCommand::List { merchant, mode } => {
+            let merchant_id = parse_merchant(&merchant)?;
+            let modes = match mode {
+                Some(mode) => vec![Mode::from(mode)],
+                None => vec![Mode::Test, Mode::Live],
+            };
+            for mode in modes {
+                let mut page = PageRequest {
+                    limit: 100,
+                    starting_after: None,
+                };
+                loop {
+                    let keys = store
+                        .api_keys(Tenant { merchant_id, mode })
+                        .list(&page)
+                        .await?;
+                    for key in &keys.rows {
+                        let state = match key.revoked_at {
+                            Some(at) => format!("revoked {at}"),
+                            None => "active".to_owned(),
+                        };
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            key.id,
+                            mode,
+                            state,
+                            key.scopes.to_stored(),
+                            key.name
+                        );
+                    }
+                    match (keys.has_more, keys.rows.last()) {
+                        (true, Some(last)) => page.starting_after = Some(last.id.to_string()),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let id = ApiKeyId::parse(&key_id)
+                .with_context(|| format!("`{key_id}` is not a key id (key_…)"))?;
+            let key = store
+                .find_key_for_auth(id)
+                .await?
+                .with_context(|| format!("no key {id}"))?;
+            store
+                .api_keys(key.record.tenant())
+                .revoke(id, clock.now())
+                .await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
