@@ -78,9 +78,9 @@ pub async fn enforce_idempotency(
     let Some(header_value) = request.headers().get(&IDEMPOTENCY_KEY) else {
         return next.run(request).await;
     };
-    match run_idempotently(&state, header_value.clone(), request, next).await {
-        Ok(response) | Err(response) => response,
-    }
+    run_idempotently(&state, header_value.clone(), request, next)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn run_idempotently(
@@ -88,8 +88,8 @@ async fn run_idempotently(
     header_value: HeaderValue,
     request: Request,
     next: Next,
-) -> Result<Response, Response> {
-    let key = parse_key(&header_value).map_err(IntoResponse::into_response)?;
+) -> Result<Response, ApiError> {
+    let key = parse_key(&header_value)?;
     let caller = request
         .extensions()
         .get::<Caller>()
@@ -98,15 +98,14 @@ async fn run_idempotently(
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, BODY_LIMIT_BYTES)
         .await
-        .map_err(|_| payload_too_large().into_response())?;
+        .map_err(|_| payload_too_large())?;
     let request = Request::from_parts(parts, Body::from(body.clone()));
     let request_hash = fingerprint(&request, &body);
 
     let records = state.store.idempotency(caller.tenant);
     let claim = records
         .claim(&key, &request_hash, state.clock.now(), CLAIM_LEASE_MS)
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .await?;
     match claim {
         Claim::Acquired => {}
         Claim::InProgress => {
@@ -114,16 +113,14 @@ async fn run_idempotently(
                 ErrorCode::IdempotencyKeyInUse,
                 "A request with this Idempotency-Key is still being processed. Retry once it has finished.",
             )
-            .with_param("Idempotency-Key")
-            .into_response());
+            .with_param("Idempotency-Key"));
         }
         Claim::Mismatch => {
             return Err(ApiError::new(
                 ErrorCode::IdempotencyKeyReused,
                 "This Idempotency-Key was already used with a different request. Use a new key for a new request.",
             )
-            .with_param("Idempotency-Key")
-            .into_response());
+            .with_param("Idempotency-Key"));
         }
         Claim::Completed(stored) => return replay(state, stored),
     }
@@ -134,7 +131,7 @@ async fn run_idempotently(
         Ok(bytes) => bytes,
         Err(error) => {
             release(state, &caller, &key).await;
-            return Err(ApiError::internal(&error).into_response());
+            return Err(ApiError::internal(&error));
         }
     };
     if is_kept(parts.status) {
@@ -166,17 +163,16 @@ async fn release(state: &AppState, caller: &Caller, key: &str) {
     }
 }
 
-fn replay(state: &AppState, stored: StoredResponse) -> Result<Response, Response> {
+fn replay(state: &AppState, stored: StoredResponse) -> Result<Response, ApiError> {
     let body = if stored.sealed {
         state
             .master_key
             .open(&stored.body)
-            .map_err(|e| ApiError::internal(&e).into_response())?
+            .map_err(|e| ApiError::internal(&e))?
     } else {
         stored.body
     };
-    let status =
-        StatusCode::from_u16(stored.status).map_err(|e| ApiError::internal(&e).into_response())?;
+    let status = StatusCode::from_u16(stored.status).map_err(|e| ApiError::internal(&e))?;
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     response.headers_mut().insert(

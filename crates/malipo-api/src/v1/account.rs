@@ -26,8 +26,8 @@ pub struct AccountOut {
 #[utoipa::path(get, path = "/v1/account", tag = "account",
     security(("api_key" = ["account:read"])),
     responses(
-        (status = 200, body = AccountOut),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 200, description = "OK.", body = AccountOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope), (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
     ))]
 pub async fn get_account(
     State(state): State<AppState>,

@@ -118,9 +118,9 @@ fn parse_key_id(id: &str) -> Result<ApiKeyId, ApiError> {
     params(ListParams),
     security(("api_key" = ["api_keys:read"])),
     responses(
-        (status = 200, body = List<ApiKeyOut>),
-        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope),
+        (status = 200, description = "OK.", body = List<ApiKeyOut>),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope), (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
     ))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
@@ -139,10 +139,10 @@ pub async fn list_api_keys(
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first response is replayed.")),
     security(("api_key" = ["api_keys:write"])),
     responses(
-        (status = 201, body = CreatedApiKeyOut),
-        (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope),
-        (status = 422, body = ErrorEnvelope),
+        (status = 201, description = "Created.", body = CreatedApiKeyOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope), (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope), (status = 409, description = "A request with this Idempotency-Key is still running.", body = ErrorEnvelope),
+        (status = 422, description = "The Idempotency-Key was used with a different request.", body = ErrorEnvelope),
     ))]
 pub async fn create_api_key(
     State(state): State<AppState>,
@@ -182,9 +182,9 @@ pub async fn create_api_key(
     params(("id" = String, Path, description = "The key's id, `key_…`.")),
     security(("api_key" = ["api_keys:read"])),
     responses(
-        (status = 200, body = ApiKeyOut),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "OK.", body = ApiKeyOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope), (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such object (or it belongs to another merchant or mode).", body = ErrorEnvelope),
     ))]
 pub async fn get_api_key(
     State(state): State<AppState>,
@@ -210,9 +210,9 @@ pub async fn get_api_key(
     ),
     security(("api_key" = ["api_keys:write"])),
     responses(
-        (status = 200, body = ApiKeyOut),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope),
+        (status = 200, description = "OK.", body = ApiKeyOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope), (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such object (or it belongs to another merchant or mode).", body = ErrorEnvelope),
     ))]
 pub async fn revoke_api_key(
     State(state): State<AppState>,

@@ -1,0 +1,380 @@
+//! The `malipo` binary as a user runs it: first start, printed key, logs,
+//! graceful shutdown, and the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::{Connection, Row};
+
+use crate::harness::TestDatabase;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_malipo");
+
+fn work_directory() -> PathBuf {
+    let directory =
+        std::env::temp_dir().join(format!("malipo-bin-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&directory).unwrap();
+    directory
+}
+
+fn command(directory: &Path, database_url: &str) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .current_dir(directory)
+        .env("DATABASE_URL", database_url);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MALIPO_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+struct Server {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    base_url: String,
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+impl Server {
+    fn start(directory: &Path, database_url: &str) -> Server {
+        let mut child = command(directory, database_url)
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let address = loop {
+            let found = stderr.lock().unwrap().iter().find_map(|line| {
+                let entry: Value = serde_json::from_str(line).ok()?;
+                (entry["message"] == "malipo listening")
+                    .then(|| entry["addr"].as_str().unwrap().to_owned())
+            });
+            if let Some(address) = found {
+                break address;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "malipo exited early ({status}): {:?}",
+                    stderr.lock().unwrap()
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "malipo did not start: {:?}",
+                stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server {
+            child,
+            stdout,
+            stderr,
+            base_url: format!("http://{address}"),
+        }
+    }
+
+    fn printed_key(&self) -> Option<String> {
+        // Printing may trail the listening log line by a moment.
+        std::thread::sleep(Duration::from_millis(100));
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|line| line.starts_with("sk_test_"))
+            .cloned()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) -> (Vec<String>, Vec<String>) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let started = Instant::now();
+        let exit = loop {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "malipo did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
+        std::thread::sleep(Duration::from_millis(100));
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (stdout, stderr)
+    }
+}
+
+/// Everything the database holds, as text and bytes, to search for secrets.
+async fn database_contents(database: &TestDatabase) -> Vec<u8> {
+    if let Some(directory) = database.sqlite_directory() {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(directory).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        return bytes;
+    }
+    let mut connection = sqlx::AnyConnection::connect(&database.url).await.unwrap();
+    let tables = sqlx::query("SELECT table_name::text AS table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    let mut text = String::new();
+    for table in tables {
+        let name: String = table.try_get("table_name").unwrap();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT t::text AS row FROM {name} t"
+        )))
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+        for row in rows {
+            text.push_str(&row.try_get::<String, _>("row").unwrap());
+        }
+    }
+    text.into_bytes()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_prints_a_working_key_that_is_stored_and_logged_nowhere() {
+    let database = TestDatabase::create().await;
+    let directory = work_directory();
+    let server = Server::start(&directory, &database.url);
+    let key = server
+        .printed_key()
+        .expect("the first start prints the sandbox key on a line of its own");
+    let client = reqwest::Client::new();
+
+    let account = client
+        .get(format!("{}/v1/account", server.base_url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 200);
+
+    // A key made through the API, with an idempotency key so its response
+    // (which holds the secret) is kept for replay.
+    let create = || {
+        client
+            .post(format!("{}/v1/api-keys", server.base_url))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "make-a-key")
+            .json(&json!({"name": "made by the test"}))
+            .send()
+    };
+    let made: Value = create().await.unwrap().json().await.unwrap();
+    let replayed: Value = create().await.unwrap().json().await.unwrap();
+    assert_eq!(made, replayed, "the replay shows the same secret");
+    let made_secret = made["secret"].as_str().unwrap().to_owned();
+    let used = client
+        .get(format!("{}/v1/account", server.base_url))
+        .bearer_auth(&made_secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(used.status(), 200);
+    let refused = client
+        .get(format!("{}/v1/account", server.base_url))
+        .bearer_auth("sk_test_x.y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let (_stdout, stderr) = server.terminate();
+    assert!(
+        stderr.iter().any(|line| line.contains("malipo stopped")),
+        "shut down gracefully: {stderr:?}"
+    );
+    assert!(
+        stderr.iter().any(|line| line.contains("\"request_id\"")),
+        "log lines carry the request id"
+    );
+
+    let secrets = [
+        key.split_once('.').unwrap().1,
+        made_secret.split_once('.').unwrap().1,
+    ];
+    let logs = stderr.join("\n");
+    let stored = database_contents(&database).await;
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+        assert!(!contains(&stored, secret), "a secret is stored in clear");
+    }
+    assert!(!stored.is_empty());
+
+    // A second start on the same database prints no key, and the key still works.
+    let again = Server::start(&directory, &database.url);
+    assert_eq!(
+        again.printed_key(),
+        None,
+        "the key is printed once, on the first start only"
+    );
+    let account = client
+        .get(format!("{}/v1/account", again.base_url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(account.status(), 200);
+    again.terminate();
+    let _ = std::fs::remove_dir_all(directory);
+}
+
+fn run(directory: &Path, database_url: &str, args: &[&str]) -> Output {
+    let output = command(directory, database_url)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "malipo {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_manages_merchants_and_keys() {
+    let database = TestDatabase::create().await;
+    let directory = work_directory();
+    let url = database.url.clone();
+
+    run(&directory, &url, &["migrate"]);
+    let merchant = stdout(&run(
+        &directory,
+        &url,
+        &["merchants", "create", "--name", "Duka la Mama"],
+    ));
+    let merchant = merchant.trim();
+    assert!(merchant.starts_with("mer_"), "{merchant}");
+    assert!(stdout(&run(&directory, &url, &["merchants", "list"])).contains("Duka la Mama"));
+
+    let created = run(
+        &directory,
+        &url,
+        &[
+            "keys",
+            "create",
+            "--merchant",
+            merchant,
+            "--mode",
+            "live",
+            "--name",
+            "POS",
+            "--scope",
+            "payments:write",
+        ],
+    );
+    let key = stdout(&created);
+    let key = key.trim();
+    assert!(key.starts_with("sk_live_"), "{key}");
+    let listed = stdout(&run(
+        &directory,
+        &url,
+        &["keys", "list", "--merchant", merchant],
+    ));
+    assert!(
+        listed.contains("payments:write") && listed.contains("active") && listed.contains("POS"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(key.split_once('.').unwrap().1),
+        "lists never show secrets"
+    );
+
+    let key_id = listed.split('\t').next().unwrap().to_owned();
+    assert!(stdout(&run(&directory, &url, &["keys", "revoke", &key_id])).contains("revoked"));
+    assert!(
+        stdout(&run(
+            &directory,
+            &url,
+            &["keys", "list", "--merchant", merchant]
+        ))
+        .contains("revoked")
+    );
+
+    // Bad input is a clear error, not a panic.
+    let bad = command(&directory, &url)
+        .args(["keys", "create", "--merchant", "nobody"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a merchant id"));
+    let bad_scope = command(&directory, &url)
+        .args([
+            "keys",
+            "create",
+            "--merchant",
+            merchant,
+            "--scope",
+            "money:steal",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad_scope.status.success());
+    assert!(String::from_utf8_lossy(&bad_scope.stderr).contains("money:steal"));
+    let _ = std::fs::remove_dir_all(directory);
+}
+
+#[test]
+fn help_and_version_explain_themselves() {
+    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    let text = String::from_utf8(help.stdout).unwrap();
+    for word in [
+        "serve",
+        "migrate",
+        "merchants",
+        "keys",
+        "openapi",
+        "--database-url",
+        "--config",
+    ] {
+        assert!(text.contains(word), "--help mentions {word}");
+    }
+    let version = Command::new(BINARY).arg("--version").output().unwrap();
+    assert!(
+        String::from_utf8(version.stdout)
+            .unwrap()
+            .starts_with("malipo ")
+    );
+    let openapi = Command::new(BINARY).arg("openapi").output().unwrap();
+    let document: Value = serde_json::from_slice(&openapi.stdout).unwrap();
+    assert!(document["paths"]["/v1/api-keys"].is_object());
+}

@@ -1,0 +1,270 @@
+//! `spawn_app()`: the real server on port 0, against a fresh SQLite file or,
+//! when `MALIPO_TEST_POSTGRES_URL` is set, a fresh PostgreSQL database.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use malipo::{Application, Config};
+use malipo_core::{
+    ApiKeyId, KeyToken, MasterKey, MerchantId, Mode, Scopes, SystemClock, Timestamp,
+};
+use malipo_store::{NewApiKey, Store, Tenant};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+pub const POSTGRES_URL_VAR: &str = "MALIPO_TEST_POSTGRES_URL";
+
+/// A database that exists for one test and is removed after it.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Directory(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        match std::env::var(POSTGRES_URL_VAR) {
+            Ok(admin_url) => {
+                let name = format!("malipo_it_{}", uuid::Uuid::now_v7().simple());
+                sqlx::any::install_default_drivers();
+                let mut connection = sqlx::AnyConnection::connect(&admin_url)
+                    .await
+                    .expect("the test PostgreSQL server answers");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut connection)
+                    .await
+                    .expect("can create a test database");
+                let url = replace_database(&admin_url, &name);
+                TestDatabase {
+                    url,
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
+            }
+            Err(_) => {
+                let directory = std::env::temp_dir()
+                    .join(format!("malipo-it-{}", uuid::Uuid::now_v7().simple()));
+                std::fs::create_dir_all(&directory).expect("can create a temp directory");
+                TestDatabase {
+                    url: format!("sqlite:{}", directory.join("malipo.db").display()),
+                    cleanup: Cleanup::Directory(directory),
+                }
+            }
+        }
+    }
+
+    /// The SQLite files, to search for secrets in clear.
+    pub fn sqlite_directory(&self) -> Option<&PathBuf> {
+        match &self.cleanup {
+            Cleanup::Directory(directory) => Some(directory),
+            Cleanup::Postgres { .. } => None,
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_end..].find('/') {
+        Some(slash) => &base[..authority_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Directory(directory) => {
+                let _ = std::fs::remove_dir_all(directory);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop runs inside the test's runtime: use a thread with its own.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async {
+                        if let Ok(mut connection) = sqlx::AnyConnection::connect(&admin_url).await {
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
+                            .execute(&mut connection)
+                            .await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    /// The full-scope test key of the sandbox merchant.
+    pub key: String,
+    pub merchant_id: MerchantId,
+    pub store: Store,
+    /// Kept so the database lives as long as the app.
+    pub _database: TestDatabase,
+    _stop: oneshot::Sender<()>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        listen: "127.0.0.1:0".to_owned(),
+        database_url: database_url.to_owned(),
+        database_max_connections: 8,
+        master_key: Some(MasterKey::generate_base64()),
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    let database = TestDatabase::create().await;
+    let config = test_config(&database.url);
+    let mut application = Application::build(&config, Arc::new(SystemClock))
+        .await
+        .expect("the application builds");
+    let sandbox = application
+        .sandbox
+        .take()
+        .expect("a fresh database bootstraps a sandbox merchant");
+    let base_url = format!("http://{}", application.local_addr());
+    let store = application.store().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base_url,
+        client: reqwest::Client::new(),
+        key: sandbox.key.reveal(),
+        merchant_id: sandbox.merchant_id,
+        store,
+        _database: database,
+        _stop: stop,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn request(&self, method: Method, path: &str, key: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base_url, path))
+            .bearer_auth(key)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, &self.key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.request(Method::POST, path, &self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Creates a key directly in the store (as the CLI does).
+    pub async fn create_key(&self, merchant_id: MerchantId, mode: Mode, scopes: &[&str]) -> String {
+        let id = ApiKeyId::generate();
+        let token = KeyToken::generate(mode, id);
+        let scopes = if scopes.is_empty() {
+            Scopes::All
+        } else {
+            Scopes::parse_list(scopes.iter().copied()).unwrap()
+        };
+        self.store
+            .api_keys(Tenant { merchant_id, mode })
+            .create(&NewApiKey {
+                id,
+                merchant_id,
+                mode,
+                name: "test key".to_owned(),
+                secret_hash: token.secret_hash(),
+                scopes,
+                created_at: Timestamp::from_unix_ms(1_800_000_000_000),
+            })
+            .await
+            .unwrap();
+        token.reveal()
+    }
+
+    pub async fn create_merchant(&self, name: &str) -> MerchantId {
+        self.store
+            .merchants()
+            .create(name, Timestamp::from_unix_ms(1_800_000_000_000))
+            .await
+            .unwrap()
+            .id
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// Asserts the standard error shape and returns (status, body).
+pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .expect("every response has X-Request-Id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.expect("an error body is JSON");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["error"].get("param").is_some(),
+        "param is always present: {body}"
+    );
+    assert_eq!(body["request_id"], header_id, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    body
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        replace_database("postgres://127.0.0.1:5432/test", "x"),
+        "postgres://127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        replace_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
+}

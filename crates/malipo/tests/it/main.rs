@@ -1,0 +1,9 @@
+//! Integration tests: the real server over real HTTP, on SQLite by default
+//! and on PostgreSQL when MALIPO_TEST_POSTGRES_URL is set.
+
+mod auth;
+mod binary;
+mod conventions;
+mod harness;
+mod idempotency;
+mod operations;

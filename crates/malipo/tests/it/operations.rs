@@ -1,0 +1,199 @@
+//! The operator's routes and the API's description of itself.
+
+use serde_json::Value;
+
+use crate::harness::spawn_app;
+
+/// Every route the server has, as (method, OpenAPI path).
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/account"),
+    ("get", "/v1/api-keys"),
+    ("post", "/v1/api-keys"),
+    ("get", "/v1/api-keys/{id}"),
+    ("post", "/v1/api-keys/{id}/revoke"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/openapi.json", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "OpenAPI 3.1"
+    );
+    assert!(document["info"]["title"].is_string());
+    assert!(document["components"]["securitySchemes"]["api_key"].is_object());
+
+    let paths = document["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            documented += 1;
+            assert!(
+                ROUTES.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is documented but not listed in this test"
+            );
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty())
+            );
+            if path.starts_with("/v1/") {
+                let scopes = &operation["security"][0]["api_key"];
+                assert!(
+                    scopes.as_array().is_some_and(|s| s.len() == 1),
+                    "{method} {path} must declare its scope"
+                );
+            }
+        }
+    }
+    assert_eq!(documented, ROUTES.len(), "every route is documented");
+
+    // Every documented route is served (no 404 or 405 for it).
+    for (method, path) in ROUTES {
+        let concrete = path.replace("{id}", "key_00000000000000000000000000");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = app
+            .request(method.clone(), &concrete, &app.key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let unrouted = status == 405 || (status == 404 && body["error"]["param"].is_null());
+        assert!(
+            !unrouted,
+            "{method} {concrete} is documented but not routed ({status})"
+        );
+    }
+
+    // Every $ref resolves.
+    let text = document.to_string();
+    for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "dangling $ref to {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_reference_page_works_offline() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(format!("{}/docs/", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "the page is the reference UI");
+    let initializer = app
+        .client
+        .get(format!("{}/docs/swagger-initializer.js", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"));
+    // Its scripts and styles come from this server, not from the internet.
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css"] {
+        let response = app
+            .client
+            .get(format!("{}/docs/{asset}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{asset} is embedded");
+    }
+    for text in [&html, &initializer] {
+        for tag in ["src=\"http", "href=\"http", "url: \"http"] {
+            assert!(
+                !text.contains(tag),
+                "nothing is fetched from elsewhere ({tag})"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
+
+    app.get("/v1/account").await;
+    app.get("/v1/api-keys?limit=0").await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("# TYPE http_requests_total counter"));
+    assert!(
+        metrics
+            .contains("http_requests_total{method=\"GET\",route=\"/v1/account\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("route=\"/v1/api-keys\",status=\"400\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE http_request_duration_seconds histogram"));
+    assert!(metrics.contains("http_request_duration_seconds_bucket{"));
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.store.close().await;
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    crate::harness::expect_error(ready, 503, "SERVICE_UNAVAILABLE").await;
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "alive, though not ready");
+    // A request that needs the database says 503 too, never 500.
+    let account = app.get("/v1/account").await;
+    crate::harness::expect_error(account, 503, "SERVICE_UNAVAILABLE").await;
+}
