@@ -22,6 +22,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// How the audit log names this caller.
+    pub fn actor(&self) -> String {
+        format!("api_key:{}", self.key_id)
+    }
+
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.scopes.allows(scope) {
             Ok(())

@@ -29,6 +29,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    FxRateUnavailable,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -48,6 +49,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::FxRateUnavailable => "FX_RATE_UNAVAILABLE",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -66,7 +68,9 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::IdempotencyKeyReused | ErrorCode::FxRateUnavailable => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

@@ -49,6 +49,10 @@ pub struct AppState {
     tags(
         (name = "account", description = "The merchant behind the key."),
         (name = "api_keys", description = "Secret API keys, scoped and revocable."),
+        (name = "ledger", description = "Balances and the double-entry ledger behind them."),
+        (name = "fees", description = "Fee schedules and fee quotes."),
+        (name = "fx", description = "Exchange rates and conversion quotes."),
+        (name = "audit", description = "The tamper-evident audit log."),
         (name = "operations", description = "Health, readiness and metrics for operators."),
     ),
 )]
@@ -69,10 +73,21 @@ impl Modify for BearerKeys {
     }
 }
 
-fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
-    let v1 = OpenApiRouter::new()
+/// Every `/v1` resource: one file each under `v1/`.
+fn v1_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(v1::account::router())
         .merge(v1::api_keys::router())
+        .merge(v1::audit_events::router())
+        .merge(v1::balances::router())
+        .merge(v1::fees::router())
+        .merge(v1::fx_rates::router())
+        .merge(v1::ledger::router())
+}
+
+fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .merge(v1_routes())
         // Inner to outer: errors are rendered before idempotency stores them.
         .layer(from_fn(error::render_errors))
         .layer(from_fn_with_state(
@@ -90,8 +105,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let state_free = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
-        .merge(v1::account::router())
-        .merge(v1::api_keys::router())
+        .merge(v1_routes())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));

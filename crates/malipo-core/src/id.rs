@@ -144,6 +144,26 @@ prefixed_id!(
     /// A request, when the client sends no `X-Request-Id` of its own.
     RequestId, "req"
 );
+prefixed_id!(
+    /// A ledger account.
+    AccountId, "acct"
+);
+prefixed_id!(
+    /// A ledger transfer: two or more entries summing to zero per currency.
+    TransferId, "tr"
+);
+prefixed_id!(
+    /// A record in the hash-chained audit log.
+    AuditEventId, "aud"
+);
+prefixed_id!(
+    /// An exchange rate as set by the operator.
+    FxRateId, "fx"
+);
+prefixed_id!(
+    /// A fee schedule.
+    FeeScheduleId, "fee"
+);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,11 @@
 //! API-key tokens are plain values with their invariants checked at
 //! construction ("parse, don't validate").
 
+pub mod audit;
 pub mod clock;
+pub mod direction;
+pub mod fees;
+pub mod fx;
 pub mod id;
 pub mod key_token;
 pub mod mode;
@@ -13,7 +17,13 @@ pub mod scope;
 pub mod sealing;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use id::{ApiKeyId, IdParseError, MerchantId, RequestId};
+pub use direction::Direction;
+pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
+pub use fx::{FxError, Rate};
+pub use id::{
+    AccountId, ApiKeyId, AuditEventId, FeeScheduleId, FxRateId, IdParseError, MerchantId,
+    RequestId, TransferId,
+};
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;
 pub use money::{Currency, Money, MoneyError};

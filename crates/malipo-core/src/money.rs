@@ -14,6 +14,12 @@ pub enum MoneyError {
     CurrencyMismatch { left: Currency, right: Currency },
     #[error("amount overflow")]
     Overflow,
+    #[error("`{text}` is not an amount in {currency}: {reason}")]
+    Malformed {
+        text: String,
+        currency: Currency,
+        reason: &'static str,
+    },
 }
 
 macro_rules! currencies {
@@ -57,6 +63,8 @@ currencies! {
     USD => 2, "US dollar";
     EUR => 2, "Euro";
     GBP => 2, "Pound sterling";
+    TND => 3, "Tunisian dinar";
+    LYD => 3, "Libyan dinar";
 }
 
 impl Currency {
@@ -108,6 +116,75 @@ impl Money {
         Ok(Money::new(amount_minor, self.currency))
     }
 
+    /// Parses a major-unit string ("100.00", "5000", "-1.5") into minor
+    /// units. More decimals than the currency has is an error, never a rounding.
+    pub fn parse_major(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        let malformed = |reason| MoneyError::Malformed {
+            text: text.to_owned(),
+            currency,
+            reason,
+        };
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((whole, fraction)) => (whole, fraction),
+            None => (digits, ""),
+        };
+        let all_digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+            return Err(malformed("expected digits with an optional decimal point"));
+        }
+        if digits.contains('.') && fraction.is_empty() {
+            return Err(malformed("expected digits after the decimal point"));
+        }
+        let exponent = currency.exponent() as usize;
+        if fraction.len() > exponent {
+            return Err(malformed(if exponent == 0 {
+                "this currency has no minor unit"
+            } else {
+                "more decimals than the currency has"
+            }));
+        }
+        let mut minor: i64 = 0;
+        for byte in whole.bytes().chain(fraction.bytes()) {
+            minor = minor
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i64::from(byte - b'0')))
+                .ok_or(MoneyError::Overflow)?;
+        }
+        for _ in fraction.len()..exponent {
+            minor = minor.checked_mul(10).ok_or(MoneyError::Overflow)?;
+        }
+        Ok(Money::new(if negative { -minor } else { minor }, currency))
+    }
+
+    /// Formats in major units with exactly the currency's decimals: "100.00", "5000".
+    pub fn format_major(self) -> String {
+        let exponent = self.currency.exponent();
+        let magnitude = self.amount_minor.unsigned_abs();
+        let sign = if self.amount_minor < 0 { "-" } else { "" };
+        if exponent == 0 {
+            return format!("{sign}{magnitude}");
+        }
+        let scale = 10u64.pow(exponent);
+        format!(
+            "{sign}{}.{:0width$}",
+            magnitude / scale,
+            magnitude % scale,
+            width = exponent as usize
+        )
+    }
+
+    pub fn checked_neg(self) -> Result<Money, MoneyError> {
+        let amount_minor = self
+            .amount_minor
+            .checked_neg()
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money::new(amount_minor, self.currency))
+    }
+
     fn same_currency(self, other: Money) -> Result<(), MoneyError> {
         if self.currency == other.currency {
             Ok(())
@@ -120,9 +197,96 @@ impl Money {
     }
 }
 
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.format_major(), self.currency)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_major_units_exactly() {
+        let kes = |text| Money::parse_major(text, Currency::KES).map(|m| m.amount_minor);
+        assert_eq!(kes("100.00"), Ok(10_000));
+        assert_eq!(kes("100"), Ok(10_000));
+        assert_eq!(kes("0.5"), Ok(50));
+        assert_eq!(kes("-1.25"), Ok(-125));
+        for bad in [
+            "", ".", "1.", ".5", "1.234", "1,000", "1e3", " 1", "+1", "--1", "1.2.3",
+        ] {
+            assert!(kes(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Money::parse_major("5000", Currency::UGX)
+                .unwrap()
+                .amount_minor,
+            5_000
+        );
+        assert!(Money::parse_major("5000.0", Currency::UGX).is_err());
+        assert_eq!(
+            Money::parse_major("1.234", Currency::TND)
+                .unwrap()
+                .amount_minor,
+            1_234
+        );
+        assert_eq!(
+            Money::parse_major("99999999999999999999", Currency::KES),
+            Err(MoneyError::Overflow)
+        );
+        assert_eq!(
+            Money::parse_major("92233720368547758.07", Currency::KES)
+                .unwrap()
+                .amount_minor,
+            i64::MAX
+        );
+        assert_eq!(
+            Money::parse_major("92233720368547758.08", Currency::KES),
+            Err(MoneyError::Overflow)
+        );
+    }
+
+    #[test]
+    fn formats_with_the_currency_decimals() {
+        assert_eq!(
+            Money::new(50_250_000, Currency::TZS).format_major(),
+            "502500.00"
+        );
+        assert_eq!(Money::new(5_000, Currency::UGX).format_major(), "5000");
+        assert_eq!(Money::new(-5, Currency::KES).format_major(), "-0.05");
+        assert_eq!(Money::new(1, Currency::TND).format_major(), "0.001");
+        assert_eq!(
+            Money::new(i64::MIN, Currency::KES).format_major(),
+            "-92233720368547758.08"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn major_strings_round_trip(amount in any::<i64>(), index in 0usize..Currency::ALL.len()) {
+            let currency = Currency::ALL[index];
+            let money = Money::new(amount, currency);
+            let text = money.format_major();
+            if amount == i64::MIN {
+                // Its magnitude does not fit a positive i64: refused, not wrapped.
+                prop_assert_eq!(Money::parse_major(&text, currency), Err(MoneyError::Overflow));
+            } else {
+                prop_assert_eq!(Money::parse_major(&text, currency), Ok(money));
+            }
+        }
+
+        #[test]
+        fn arithmetic_overflow_is_an_error_never_a_wrap(a in any::<i64>(), b in any::<i64>()) {
+            let sum = Money::new(a, Currency::KES).checked_add(Money::new(b, Currency::KES));
+            match a.checked_add(b) {
+                Some(expected) => prop_assert_eq!(sum, Ok(Money::new(expected, Currency::KES))),
+                None => prop_assert_eq!(sum, Err(MoneyError::Overflow)),
+            }
+        }
+    }
 
     #[test]
     fn zero_decimal_currencies_are_marked() {

@@ -21,10 +21,13 @@ pub enum ScopeFamily {
     Ledger,
     Events,
     Webhooks,
+    Fees,
+    FxRates,
+    Audit,
 }
 
 impl ScopeFamily {
-    pub const ALL: [ScopeFamily; 14] = [
+    pub const ALL: [ScopeFamily; 17] = [
         ScopeFamily::Account,
         ScopeFamily::ApiKeys,
         ScopeFamily::Payments,
@@ -39,6 +42,9 @@ impl ScopeFamily {
         ScopeFamily::Ledger,
         ScopeFamily::Events,
         ScopeFamily::Webhooks,
+        ScopeFamily::Fees,
+        ScopeFamily::FxRates,
+        ScopeFamily::Audit,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -57,6 +63,9 @@ impl ScopeFamily {
             ScopeFamily::Ledger => "ledger",
             ScopeFamily::Events => "events",
             ScopeFamily::Webhooks => "webhooks",
+            ScopeFamily::Fees => "fees",
+            ScopeFamily::FxRates => "fx_rates",
+            ScopeFamily::Audit => "audit",
         }
     }
 

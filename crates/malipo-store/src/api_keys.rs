@@ -2,7 +2,7 @@ use malipo_core::{ApiKeyId, MerchantId, Mode, Scopes, SecretHash, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::{Page, PageRequest, Store, StoreError, Tenant};
+use crate::{NewAuditEvent, Page, PageRequest, Store, StoreError, Tenant};
 
 /// A key to insert. Holds the hash of the secret, never the secret.
 #[derive(Debug, Clone)]
@@ -98,7 +98,8 @@ pub struct ApiKeys<'a> {
 }
 
 impl ApiKeys<'_> {
-    pub async fn create(&self, key: &NewApiKey) -> Result<ApiKeyRecord, StoreError> {
+    /// Creates the key and records who did, in one transaction.
+    pub async fn create(&self, key: &NewApiKey, actor: &str) -> Result<ApiKeyRecord, StoreError> {
         assert_eq!(
             key.merchant_id, self.tenant.merchant_id,
             "a key is created in its own tenant"
@@ -109,6 +110,14 @@ impl ApiKeys<'_> {
         );
         let mut transaction = self.store.begin_write().await?;
         insert(&mut transaction, key).await?;
+        let audit = created_event(key, actor);
+        crate::audit::append_in(
+            &mut transaction,
+            self.store.backend(),
+            &audit,
+            key.created_at,
+        )
+        .await?;
         transaction.commit().await?;
         Ok(ApiKeyRecord {
             id: key.id,
@@ -157,13 +166,16 @@ impl ApiKeys<'_> {
         Ok(Page::from_overfetch(records, page.limit))
     }
 
-    /// Revokes the key; revoking it again changes nothing.
+    /// Revokes the key; revoking it again changes nothing (and is not
+    /// recorded again).
     pub async fn revoke(
         &self,
         id: ApiKeyId,
+        actor: &str,
         now: Timestamp,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        sqlx::query(
+        let mut transaction = self.store.begin_write().await?;
+        let revoked = sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $1 \
              WHERE id = $2 AND merchant_id = $3 AND mode = $4 AND revoked_at_ms IS NULL",
         )
@@ -171,10 +183,28 @@ impl ApiKeys<'_> {
         .bind(id.to_string())
         .bind(self.tenant.merchant_id.to_string())
         .bind(self.tenant.mode.as_str())
-        .execute(&self.store.pool)
-        .await?;
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if revoked == 1 {
+            let audit = NewAuditEvent::new(actor, "api_key.revoked", id).for_tenant(self.tenant);
+            crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
+        }
+        transaction.commit().await?;
         self.find(id).await
     }
+}
+
+pub(crate) fn created_event(key: &NewApiKey, actor: &str) -> NewAuditEvent {
+    let tenant = Tenant {
+        merchant_id: key.merchant_id,
+        mode: key.mode,
+    };
+    let details =
+        serde_json::json!({"name": key.name, "scopes": key.scopes.to_strings()}).to_string();
+    NewAuditEvent::new(actor, "api_key.created", key.id)
+        .for_tenant(tenant)
+        .with_details(details)
 }
 
 pub(crate) async fn insert(

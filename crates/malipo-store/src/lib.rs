@@ -9,16 +9,32 @@
 //! merchant and mode is a compile error, not a data leak.
 
 mod api_keys;
+mod audit;
+mod check;
 mod connect;
 mod error;
+mod fees;
+mod fx;
 mod idempotency;
+mod ledger;
+mod ledger_writer;
 mod merchants;
 mod migrations;
+mod sql;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
+pub use audit::{AuditEventRecord, AuditVerification, NewAuditEvent, TenantAudit};
+pub use check::LedgerReport;
 pub use connect::{Backend, ConnectOptions, Store};
 pub use error::StoreError;
+pub use fees::{FeeContext, FeeLevel, FeeScheduleRecord, FeeTarget};
+pub use fx::FxRateRecord;
 pub use idempotency::{Claim, IdempotencyRecords, StoredResponse};
+pub use ledger::{
+    AccountRecord, CurrencyBalance, PostResult, PostedTransfer, TenantLedger, TransferFilter,
+    TransferRecord, TransferState,
+};
+pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter, WriteError};
 pub use merchants::{MerchantRecord, Merchants};
 
 use malipo_core::{MerchantId, Mode};

@@ -2,7 +2,7 @@ use malipo_core::{MerchantId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError};
+use crate::{NewAuditEvent, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct MerchantRecord {
@@ -25,9 +25,18 @@ impl Store {
 }
 
 impl Merchants<'_> {
-    pub async fn create(&self, name: &str, now: Timestamp) -> Result<MerchantRecord, StoreError> {
+    pub async fn create(
+        &self,
+        name: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<MerchantRecord, StoreError> {
         let mut transaction = self.store.begin_write().await?;
         let merchant = insert(&mut transaction, name, now).await?;
+        let details = serde_json::json!({"name": name}).to_string();
+        let audit =
+            NewAuditEvent::new(actor, "merchant.created", merchant.id).with_details(details);
+        crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
         transaction.commit().await?;
         Ok(merchant)
     }

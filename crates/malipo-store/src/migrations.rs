@@ -13,12 +13,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_spine",
-    sqlite: include_str!("../migrations/sqlite/0001_spine.sql"),
-    postgres: include_str!("../migrations/postgres/0001_spine.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_spine",
+        sqlite: include_str!("../migrations/sqlite/0001_spine.sql"),
+        postgres: include_str!("../migrations/postgres/0001_spine.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_ledger",
+        sqlite: include_str!("../migrations/sqlite/0002_ledger.sql"),
+        postgres: include_str!("../migrations/postgres/0002_ledger.sql"),
+    },
+];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.
 const POSTGRES_MIGRATION_LOCK: i64 = 0x6d61_6c69_706f;

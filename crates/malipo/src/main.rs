@@ -9,6 +9,9 @@ use malipo_core::{ApiKeyId, Clock, KeyToken, MerchantId, Mode, Scopes, SystemClo
 use malipo_store::{NewApiKey, PageRequest, Store, Tenant};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
+mod operator;
+
 /// Malipo: a self-hostable payments platform for African mobile money.
 ///
 /// One binary serves the merchant API, hosted pages and the workers that
@@ -52,6 +55,21 @@ enum Command {
     /// Manage API keys. A key's secret is shown once, at creation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The ledger: check its invariants, adjust a balance, reverse a transfer.
+    #[command(subcommand)]
+    Ledger(operator::LedgerCommand),
+    /// Fee schedules: set and list.
+    #[command(subcommand)]
+    Fees(operator::FeesCommand),
+    /// Exchange rates: set and list.
+    #[command(subcommand)]
+    Fx(operator::FxCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(operator::AuditCommand),
+    /// Benchmarks (they use a scratch SQLite database unless --database-url is given).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API.
     Openapi,
 }
@@ -105,7 +123,7 @@ struct CreateKeyArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum ModeArg {
+pub enum ModeArg {
     Test,
     Live,
 }
@@ -162,11 +180,45 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Merchants(command) => merchants(&config, clock.as_ref(), command).await,
         Command::Keys(command) => keys(&config, clock.as_ref(), command).await,
+        Command::Ledger(command) => {
+            with_store(&config, async |store| {
+                operator::ledger(store, clock.as_ref(), command).await
+            })
+            .await
+        }
+        Command::Fees(command) => {
+            with_store(&config, async |store| {
+                operator::fees(store, clock.as_ref(), command).await
+            })
+            .await
+        }
+        Command::Fx(command) => {
+            with_store(&config, async |store| {
+                operator::fx(store, clock.as_ref(), command).await
+            })
+            .await
+        }
+        Command::Audit(command) => {
+            with_store(&config, async |store| operator::audit(store, command).await).await
+        }
+        Command::Bench(command) => bench::run(cli.database_url, command).await,
         Command::Openapi => {
             println!("{}", malipo_api::openapi().to_pretty_json()?);
             Ok(())
         }
     }
+}
+
+/// Runs `work` against the migrated database, then closes it, whatever
+/// the outcome.
+async fn with_store(
+    config: &Config,
+    work: impl AsyncFnOnce(&Store) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let store = app::connect_store(config).await?;
+    let result = work(&store).await;
+    store.close().await;
+    result
 }
 
 async fn serve(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
@@ -224,7 +276,7 @@ async fn merchants(
             if name.is_empty() {
                 bail!("--name must not be empty");
             }
-            let merchant = store.merchants().create(name, clock.now()).await?;
+            let merchant = store.merchants().create(name, "cli", clock.now()).await?;
             println!("{}", merchant.id);
         }
         MerchantsCommand::List => {
@@ -267,15 +319,18 @@ async fn run_keys(store: &Store, clock: &dyn Clock, command: KeysCommand) -> any
             let tenant = Tenant { merchant_id, mode };
             store
                 .api_keys(tenant)
-                .create(&NewApiKey {
-                    id,
-                    merchant_id,
-                    mode,
-                    name,
-                    secret_hash: token.secret_hash(),
-                    scopes,
-                    created_at: clock.now(),
-                })
+                .create(
+                    &NewApiKey {
+                        id,
+                        merchant_id,
+                        mode,
+                        name,
+                        secret_hash: token.secret_hash(),
+                        scopes,
+                        created_at: clock.now(),
+                    },
+                    "cli",
+                )
                 .await?;
             eprintln!("Created {id}. The key is shown this once:");
             println!("{}", token.reveal());
@@ -326,7 +381,7 @@ async fn run_keys(store: &Store, clock: &dyn Clock, command: KeysCommand) -> any
                 .with_context(|| format!("no key {id}"))?;
             store
                 .api_keys(key.record.tenant())
-                .revoke(id, clock.now())
+                .revoke(id, "cli", clock.now())
                 .await?;
             println!("revoked {id}");
         }

@@ -157,15 +157,18 @@ pub async fn create_api_key(
     let record = state
         .store
         .api_keys(caller.tenant)
-        .create(&NewApiKey {
-            id,
-            merchant_id: caller.tenant.merchant_id,
-            mode: caller.tenant.mode,
-            name,
-            secret_hash: token.secret_hash(),
-            scopes,
-            created_at: state.clock.now(),
-        })
+        .create(
+            &NewApiKey {
+                id,
+                merchant_id: caller.tenant.merchant_id,
+                mode: caller.tenant.mode,
+                name,
+                secret_hash: token.secret_hash(),
+                scopes,
+                created_at: state.clock.now(),
+            },
+            &caller.actor(),
+        )
         .await?;
     tracing::info!(key_id = %record.id, "api key created");
     let body = CreatedApiKeyOut {
@@ -224,7 +227,7 @@ pub async fn revoke_api_key(
     let record = state
         .store
         .api_keys(caller.tenant)
-        .revoke(key_id, state.clock.now())
+        .revoke(key_id, &caller.actor(), state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("api_key", &id))?;
     tracing::info!(key_id = %record.id, "api key revoked");

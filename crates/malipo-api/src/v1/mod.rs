@@ -2,3 +2,8 @@
 
 pub mod account;
 pub mod api_keys;
+pub mod audit_events;
+pub mod balances;
+pub mod fees;
+pub mod fx_rates;
+pub mod ledger;

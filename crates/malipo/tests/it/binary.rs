@@ -14,14 +14,14 @@ use crate::harness::TestDatabase;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_malipo");
 
-fn work_directory() -> PathBuf {
+pub(crate) fn work_directory() -> PathBuf {
     let directory =
         std::env::temp_dir().join(format!("malipo-bin-{}", uuid::Uuid::now_v7().simple()));
     std::fs::create_dir_all(&directory).unwrap();
     directory
 }
 
-fn command(directory: &Path, database_url: &str) -> Command {
+pub(crate) fn command(directory: &Path, database_url: &str) -> Command {
     let mut command = Command::new(BINARY);
     command
         .current_dir(directory)
@@ -253,7 +253,7 @@ async fn first_start_prints_a_working_key_that_is_stored_and_logged_nowhere() {
     let _ = std::fs::remove_dir_all(directory);
 }
 
-fn run(directory: &Path, database_url: &str, args: &[&str]) -> Output {
+pub(crate) fn run(directory: &Path, database_url: &str, args: &[&str]) -> Output {
     let output = command(directory, database_url)
         .args(args)
         .output()
@@ -266,7 +266,7 @@ fn run(directory: &Path, database_url: &str, args: &[&str]) -> Output {
     output
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 

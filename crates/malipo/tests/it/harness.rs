@@ -121,7 +121,7 @@ pub struct TestApp {
     pub merchant_id: MerchantId,
     pub store: Store,
     /// Kept so the database lives as long as the app.
-    pub _database: TestDatabase,
+    _database: TestDatabase,
     _stop: oneshot::Sender<()>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -165,6 +165,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    pub fn database_url(&self) -> String {
+        self._database.url.clone()
+    }
+
     pub fn request(&self, method: Method, path: &str, key: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{}", self.base_url, path))
@@ -197,15 +201,18 @@ impl TestApp {
         };
         self.store
             .api_keys(Tenant { merchant_id, mode })
-            .create(&NewApiKey {
-                id,
-                merchant_id,
-                mode,
-                name: "test key".to_owned(),
-                secret_hash: token.secret_hash(),
-                scopes,
-                created_at: Timestamp::from_unix_ms(1_800_000_000_000),
-            })
+            .create(
+                &NewApiKey {
+                    id,
+                    merchant_id,
+                    mode,
+                    name: "test key".to_owned(),
+                    secret_hash: token.secret_hash(),
+                    scopes,
+                    created_at: Timestamp::from_unix_ms(1_800_000_000_000),
+                },
+                "test",
+            )
             .await
             .unwrap();
         token.reveal()
@@ -214,7 +221,7 @@ impl TestApp {
     pub async fn create_merchant(&self, name: &str) -> MerchantId {
         self.store
             .merchants()
-            .create(name, Timestamp::from_unix_ms(1_800_000_000_000))
+            .create(name, "test", Timestamp::from_unix_ms(1_800_000_000_000))
             .await
             .unwrap()
             .id

@@ -6,4 +6,6 @@ mod binary;
 mod conventions;
 mod harness;
 mod idempotency;
+mod ledger;
+mod money_core;
 mod operations;

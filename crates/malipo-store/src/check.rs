@@ -1,0 +1,126 @@
+//! `malipo ledger check`: every ledger invariant, recomputed from the
+//! entries over the whole database.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+#[derive(Debug, Clone, Default)]
+pub struct LedgerReport {
+    pub transfers_checked: i64,
+    pub accounts_checked: i64,
+    pub problems: Vec<String>,
+}
+
+impl LedgerReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Store {
+    pub async fn check_ledger(&self) -> Result<LedgerReport, StoreError> {
+        let mut report = LedgerReport::default();
+        let pool = &self.pool;
+
+        let counts = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM ledger_transfers) AS transfers, \
+                    (SELECT COUNT(*) FROM ledger_accounts) AS accounts",
+        )
+        .fetch_one(pool)
+        .await?;
+        report.transfers_checked = counts.try_get("transfers")?;
+        report.accounts_checked = counts.try_get("accounts")?;
+
+        for row in sqlx::query(
+            "SELECT transfer_id, currency FROM ledger_entries GROUP BY transfer_id, currency \
+             HAVING SUM(amount_minor) <> 0",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            let (transfer, currency): (String, String) =
+                (row.try_get("transfer_id")?, row.try_get("currency")?);
+            report.problems.push(format!(
+                "transfer {transfer}: its {currency} entries do not sum to zero"
+            ));
+        }
+
+        for row in sqlx::query(
+            "SELECT t.id FROM ledger_transfers t LEFT JOIN ledger_entries e ON e.transfer_id = t.id \
+             GROUP BY t.id HAVING COUNT(e.transfer_id) < 2",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            let transfer: String = row.try_get("id")?;
+            report.problems.push(format!("transfer {transfer} has fewer than two entries"));
+        }
+
+        for row in sqlx::query(
+            "SELECT e.currency FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id \
+             WHERE t.state = 'posted' GROUP BY e.currency HAVING SUM(e.amount_minor) <> 0",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            let currency: String = row.try_get("currency")?;
+            report.problems.push(format!("posted {currency} entries do not sum to zero over the ledger"));
+        }
+
+        for row in sqlx::query(
+            "SELECT e.transfer_id, e.account_id FROM ledger_entries e \
+             JOIN ledger_accounts a ON a.id = e.account_id WHERE e.currency <> a.currency",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            let (transfer, account): (String, String) =
+                (row.try_get("transfer_id")?, row.try_get("account_id")?);
+            report.problems.push(format!(
+                "transfer {transfer} moves another currency on account {account}"
+            ));
+        }
+
+        // Cached balances against balances recomputed from the entries.
+        let rows = sqlx::query(
+            "SELECT a.id, a.must_not_go_negative, a.posted_minor, a.pending_debits_minor, a.pending_credits_minor, \
+               CAST(COALESCE(SUM(CASE WHEN t.state = 'posted' THEN e.amount_minor ELSE 0 END), 0) AS BIGINT) AS posted, \
+               CAST(COALESCE(SUM(CASE WHEN t.state = 'pending' AND e.amount_minor < 0 THEN -e.amount_minor ELSE 0 END), 0) AS BIGINT) AS pending_debits, \
+               CAST(COALESCE(SUM(CASE WHEN t.state = 'pending' AND e.amount_minor > 0 THEN e.amount_minor ELSE 0 END), 0) AS BIGINT) AS pending_credits \
+             FROM ledger_accounts a \
+             LEFT JOIN ledger_entries e ON e.account_id = a.id \
+             LEFT JOIN ledger_transfers t ON t.id = e.transfer_id \
+             GROUP BY a.id, a.must_not_go_negative, a.posted_minor, a.pending_debits_minor, a.pending_credits_minor",
+        )
+        .fetch_all(pool)
+        .await?;
+        for row in rows {
+            let account: String = row.try_get("id")?;
+            let cached: [i64; 3] = [
+                row.try_get("posted_minor")?,
+                row.try_get("pending_debits_minor")?,
+                row.try_get("pending_credits_minor")?,
+            ];
+            let recomputed: [i64; 3] = [
+                row.try_get("posted")?,
+                row.try_get("pending_debits")?,
+                row.try_get("pending_credits")?,
+            ];
+            if cached != recomputed {
+                report.problems.push(format!(
+                    "account {account}: cached (posted, pending debits, pending credits) {cached:?} \
+                     but the entries say {recomputed:?}"
+                ));
+            }
+            let flagged: i64 = row.try_get("must_not_go_negative")?;
+            let spendable = i128::from(recomputed[0]) - i128::from(recomputed[1]);
+            if flagged != 0 && spendable < 0 {
+                report.problems.push(format!(
+                    "account {account} may not go negative but stands at {spendable}"
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
