@@ -248,9 +248,10 @@ pub struct TenantAudit<'a> {
 impl TenantAudit<'_> {
     /// Newest first; the cursor is an event id.
     pub async fn list(&self, page: &PageRequest) -> Result<Page<AuditEventRecord>, StoreError> {
-        let mut sql = Sql::new(&format!(
-            "SELECT {COLUMNS} FROM audit_events WHERE merchant_id = "
-        ));
+        let mut sql = Sql::new(
+            self.store.backend(),
+            &format!("SELECT {COLUMNS} FROM audit_events WHERE merchant_id = "),
+        );
         sql.bind(self.tenant.merchant_id.to_string())
             .push(" AND mode = ")
             .bind(self.tenant.mode.as_str());

@@ -207,7 +207,10 @@ impl Store {
         &self,
         merchant: Option<MerchantId>,
     ) -> Result<Vec<FeeScheduleRecord>, StoreError> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM fee_schedules"));
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {COLUMNS} FROM fee_schedules"),
+        );
         if let Some(merchant_id) = merchant {
             sql.push(" WHERE level = 'platform' OR (level = 'merchant' AND owner_id = ")
                 .bind(merchant_id.to_string())
@@ -223,9 +226,10 @@ impl Store {
         &self,
         context: &FeeContext<'_>,
     ) -> Result<Option<FeeScheduleRecord>, StoreError> {
-        let mut sql = Sql::new(&format!(
-            "SELECT {COLUMNS} FROM fee_schedules WHERE currency = "
-        ));
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {COLUMNS} FROM fee_schedules WHERE currency = "),
+        );
         sql.bind(context.currency.code())
             .push(" AND rail IN ('', ")
             .bind(context.rail)

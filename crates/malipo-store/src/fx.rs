@@ -109,7 +109,7 @@ impl Store {
         &self,
         page: &PageRequest,
     ) -> Result<Page<FxRateRecord>, StoreError> {
-        let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM fx_rates"));
+        let mut sql = Sql::new(self.backend(), &format!("SELECT {COLUMNS} FROM fx_rates"));
         if let Some(after) = &page.starting_after {
             sql.push(" WHERE id < ").bind(after.clone());
         }

@@ -260,7 +260,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<PostResult, StoreError> {
         let mut transaction = self.begin_write().await?;
-        let Some(original) = find_transfer(&mut transaction, id).await? else {
+        let Some(original) = find_transfer(&mut transaction, self.backend(), id).await? else {
             return Ok(Err(LedgerError::UnknownTransfer(id)));
         };
         if original.state != TransferState::Posted {
@@ -285,7 +285,7 @@ impl Store {
         &self,
         id: TransferId,
     ) -> Result<Option<TransferRecord>, StoreError> {
-        find_transfer(&mut *self.pool.acquire().await?, id).await
+        find_transfer(&mut *self.pool.acquire().await?, self.backend(), id).await
     }
 
     pub fn ledger(&self, tenant: Tenant) -> TenantLedger<'_> {
@@ -328,9 +328,10 @@ async fn load_accounts(
     let mut accounts = HashMap::with_capacity(ids.len());
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
     for chunk in ids.chunks(PLACEHOLDERS_MAX) {
-        let mut sql = Sql::new(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id IN "
-        ));
+        let mut sql = Sql::new(
+            backend,
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id IN "),
+        );
         sql.bind_list(chunk.iter().cloned());
         sql.push(" ORDER BY id");
         if backend == Backend::Postgres {
@@ -394,7 +395,7 @@ pub(crate) async fn post_transfers_in(
     };
 
     let keys: BTreeSet<&str> = valid().map(|t| t.key.as_str()).collect();
-    let mut posted_ids = load_existing_keys(transaction, &keys).await?;
+    let mut posted_ids = load_existing_keys(transaction, backend, &keys).await?;
     let account_ids: BTreeSet<AccountId> = valid()
         .flat_map(|t| t.entries.iter().map(|e| e.account_id))
         .collect();
@@ -437,23 +438,25 @@ pub(crate) async fn post_transfers_in(
         results.push(result);
     }
 
-    insert_transfers(transaction, &rows, now).await?;
+    insert_transfers(transaction, backend, &rows, now).await?;
     let touched: BTreeSet<AccountId> = rows
         .iter()
         .flat_map(|row| row.transfer.entries.iter().map(|e| e.account_id))
         .collect();
-    write_account_states(transaction, &book, &touched).await?;
+    write_account_states(transaction, backend, &book, &touched).await?;
     Ok(results)
 }
 
 async fn load_existing_keys(
     transaction: &mut Transaction,
+    backend: Backend,
     keys: &BTreeSet<&str>,
 ) -> Result<HashMap<String, (TransferId, String)>, StoreError> {
     let mut existing = HashMap::new();
     let keys: Vec<&str> = keys.iter().copied().collect();
     for chunk in keys.chunks(PLACEHOLDERS_MAX) {
         let mut sql = Sql::new(
+            backend,
             "SELECT id, transfer_key, content_hash FROM ledger_transfers WHERE transfer_key IN ",
         );
         sql.bind_list(chunk.iter().copied());
@@ -475,11 +478,13 @@ const ENTRY_COLUMNS_COUNT: usize = 5;
 
 async fn insert_transfers(
     transaction: &mut Transaction,
+    backend: Backend,
     rows: &[TransferRow<'_>],
     now: Timestamp,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(PLACEHOLDERS_MAX / TRANSFER_COLUMNS_COUNT) {
         let mut sql = Sql::new(
+            backend,
             "INSERT INTO ledger_transfers (id, transfer_key, mode, merchant_id, description, state, \
              reverses_transfer_id, fx_rate_id, fx_rate, content_hash, created_at_ms) VALUES ",
         );
@@ -526,6 +531,7 @@ async fn insert_transfers(
         .collect();
     for chunk in entries.chunks(PLACEHOLDERS_MAX / ENTRY_COLUMNS_COUNT) {
         let mut sql = Sql::new(
+            backend,
             "INSERT INTO ledger_entries (transfer_id, position, account_id, currency, amount_minor) VALUES ",
         );
         sql.bind_rows(chunk.iter().cloned());
@@ -537,6 +543,7 @@ async fn insert_transfers(
 /// Writes the book's states of `touched` accounts back, one statement per chunk.
 async fn write_account_states(
     transaction: &mut Transaction,
+    backend: Backend,
     book: &Book,
     touched: &BTreeSet<AccountId>,
 ) -> Result<(), StoreError> {
@@ -553,8 +560,10 @@ async fn write_account_states(
         })
         .collect();
     for chunk in states.chunks(PLACEHOLDERS_MAX / 4) {
-        let mut sql =
-            Sql::new("WITH updated (id, posted, pending_debits, pending_credits) AS (VALUES ");
+        let mut sql = Sql::new(
+            backend,
+            "WITH updated (id, posted, pending_debits, pending_credits) AS (VALUES ",
+        );
         sql.bind_rows(chunk.iter().cloned());
         sql.push(
             ") UPDATE ledger_accounts SET posted_minor = updated.posted, \
@@ -582,7 +591,7 @@ async fn settle_pending_in(
     outcome: HoldOutcome,
     now: Timestamp,
 ) -> Result<Result<(), LedgerError>, StoreError> {
-    let mut lock = Sql::new("SELECT state FROM ledger_transfers WHERE id = ");
+    let mut lock = Sql::new(backend, "SELECT state FROM ledger_transfers WHERE id = ");
     lock.bind(id.to_string());
     if backend == Backend::Postgres {
         lock.push(" FOR UPDATE");
@@ -594,7 +603,7 @@ async fn settle_pending_in(
     if state != TransferState::Pending.as_str() {
         return Ok(Err(LedgerError::NotPending(id)));
     }
-    let transfer = find_transfer(transaction, id)
+    let transfer = find_transfer(transaction, backend, id)
         .await?
         .expect("the transfer was just read");
     let account_ids: BTreeSet<AccountId> = transfer.entries.iter().map(|e| e.account_id).collect();
@@ -606,7 +615,7 @@ async fn settle_pending_in(
     if let Err(error) = book.settle_hold(&transfer.entries, outcome) {
         return Ok(Err(error));
     }
-    write_account_states(transaction, &book, &account_ids).await?;
+    write_account_states(transaction, backend, &book, &account_ids).await?;
     let new_state = match outcome {
         HoldOutcome::Post => TransferState::Posted,
         HoldOutcome::Void => TransferState::Voided,
@@ -655,6 +664,7 @@ fn transfer_from_row(row: &AnyRow) -> Result<TransferRecord, StoreError> {
 
 async fn find_transfer(
     connection: &mut sqlx::AnyConnection,
+    backend: Backend,
     id: TransferId,
 ) -> Result<Option<TransferRecord>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -665,13 +675,14 @@ async fn find_transfer(
     .await?;
     let Some(row) = row else { return Ok(None) };
     let mut transfer = transfer_from_row(&row)?;
-    let mut entries = load_entries(&mut *connection, &[transfer.id]).await?;
+    let mut entries = load_entries(&mut *connection, backend, &[transfer.id]).await?;
     transfer.entries = entries.remove(&transfer.id).unwrap_or_default();
     Ok(Some(transfer))
 }
 
 async fn load_entries<'e, E>(
     executor: E,
+    backend: Backend,
     ids: &[TransferId],
 ) -> Result<HashMap<TransferId, Vec<NewEntry>>, StoreError>
 where
@@ -682,6 +693,7 @@ where
         return Ok(entries);
     }
     let mut sql = Sql::new(
+        backend,
         "SELECT transfer_id, account_id, currency, amount_minor FROM ledger_entries WHERE transfer_id IN ",
     );
     sql.bind_list(ids.iter().map(ToString::to_string));
@@ -752,9 +764,10 @@ impl TenantLedger<'_> {
 
     /// The merchant's accounts (its own and its entities'), newest first.
     pub async fn accounts(&self, page: &PageRequest) -> Result<Page<AccountRecord>, StoreError> {
-        let mut sql = Sql::new(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE merchant_id = "
-        ));
+        let mut sql = Sql::new(
+            self.store.backend(),
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE merchant_id = "),
+        );
         sql.bind(self.tenant.merchant_id.to_string())
             .push(" AND mode = ")
             .bind(self.tenant.mode.as_str());
@@ -783,9 +796,10 @@ impl TenantLedger<'_> {
         filter: &TransferFilter,
         page: &PageRequest,
     ) -> Result<Page<TransferRecord>, StoreError> {
-        let mut sql = Sql::new(&format!(
-            "SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE merchant_id = "
-        ));
+        let mut sql = Sql::new(
+            self.store.backend(),
+            &format!("SELECT {TRANSFER_COLUMNS} FROM ledger_transfers WHERE merchant_id = "),
+        );
         sql.bind(self.tenant.merchant_id.to_string())
             .push(" AND mode = ")
             .bind(self.tenant.mode.as_str());
@@ -817,7 +831,7 @@ impl TenantLedger<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         transfers.truncate(page.limit as usize + 1);
         let ids: Vec<TransferId> = transfers.iter().map(|t| t.id).collect();
-        let mut entries = load_entries(&self.store.pool, &ids).await?;
+        let mut entries = load_entries(&self.store.pool, self.store.backend(), &ids).await?;
         for transfer in &mut transfers {
             transfer.entries = entries.remove(&transfer.id).unwrap_or_default();
         }

@@ -32,9 +32,9 @@ pub struct LedgerWriter {
 }
 
 /// Transfers one commit may carry.
-pub const BATCH_TRANSFERS_MAX: usize = 2_048;
+pub const BATCH_TRANSFERS_MAX: usize = 4_096;
 /// Transfers that may wait for the writer before submitters are slowed down.
-const QUEUE_TRANSFERS_MAX: usize = 16_384;
+const QUEUE_TRANSFERS_MAX: usize = 32_768;
 
 impl LedgerWriter {
     pub fn spawn(store: Store, clock: Arc<dyn Clock>) -> Self {

@@ -6,6 +6,8 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe};
 
+use crate::Backend;
+
 #[derive(Debug, Clone)]
 pub(crate) enum Value {
     Text(String),
@@ -40,8 +42,9 @@ impl From<Option<i64>> for Value {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sql {
+    backend: Backend,
     text: String,
     values: Vec<Value>,
 }
@@ -50,8 +53,9 @@ pub(crate) struct Sql {
 pub(crate) const PLACEHOLDERS_MAX: usize = 30_000;
 
 impl Sql {
-    pub(crate) fn new(text: &str) -> Self {
+    pub(crate) fn new(backend: Backend, text: &str) -> Self {
         Self {
+            backend,
             text: text.to_owned(),
             values: Vec::new(),
         }
@@ -62,11 +66,18 @@ impl Sql {
         self
     }
 
-    /// Appends a placeholder bound to `value`.
+    /// Appends a placeholder bound to `value`. SQLite gets `?`: binding a
+    /// numbered placeholder makes it search its list of names each time,
+    /// which turns a statement with thousands of values quadratic.
     pub(crate) fn bind(&mut self, value: impl Into<Value>) -> &mut Self {
         self.values.push(value.into());
-        self.text.push('$');
-        self.text.push_str(&self.values.len().to_string());
+        match self.backend {
+            Backend::Sqlite => self.text.push('?'),
+            Backend::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.values.len().to_string());
+            }
+        }
         self
     }
 

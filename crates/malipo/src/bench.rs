@@ -23,13 +23,13 @@ pub struct LedgerBenchArgs {
     #[arg(long, default_value_t = 200_000)]
     transfers: usize,
     /// Transfers per commit in the batched phase.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 4_000)]
     batch: usize,
     /// Merchant accounts the transfers are spread over.
     #[arg(long, default_value_t = 1_000)]
     accounts: usize,
     /// Concurrent callers in the group-commit phase.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 2_048)]
     concurrency: usize,
 }
 
@@ -66,7 +66,8 @@ async fn ledger(database_url: Option<String>, args: LedgerBenchArgs) -> anyhow::
     let targets = Arc::new(targets);
     let transfer = move |phase: &str, index: usize| {
         NewTransfer::posted(
-            format!("bench:{phase}:{}:{index}", std::process::id()),
+            // Real keys derive from time-ordered ids (`payment:pay_…:capture`).
+            format!("bench:{phase}:{}:{index:010}", std::process::id()),
             "bench",
             vec![
                 NewEntry {

@@ -33,7 +33,7 @@ CREATE TABLE ledger_transfers (
     content_hash TEXT NOT NULL,
     created_at_ms BIGINT NOT NULL,
     settled_at_ms BIGINT
-);
+) WITHOUT ROWID;
 CREATE INDEX ledger_transfers_by_merchant ON ledger_transfers (merchant_id, mode, id);
 
 CREATE TABLE ledger_entries (
@@ -43,7 +43,7 @@ CREATE TABLE ledger_entries (
     currency TEXT NOT NULL,
     amount_minor BIGINT NOT NULL CHECK (amount_minor <> 0),
     PRIMARY KEY (transfer_id, position)
-);
+) WITHOUT ROWID;
 CREATE INDEX ledger_entries_by_account ON ledger_entries (account_id, transfer_id);
 
 CREATE TABLE fee_schedules (

@@ -500,3 +500,39 @@ async fn the_ledger_cli_adjusts_and_checks() {
     assert!(stdout(&broken).contains("PROBLEM"));
     let _ = std::fs::remove_dir_all(directory);
 }
+
+#[test]
+fn the_ledger_bench_runs_and_checks_what_it_posted() {
+    let directory = work_directory();
+    let output = command(&directory, "unused.db")
+        .args([
+            "bench",
+            "ledger",
+            "--transfers",
+            "600",
+            "--batch",
+            "100",
+            "--accounts",
+            "10",
+            "--concurrency",
+            "16",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = stdout(&output);
+    assert!(
+        text.contains("batched:") && text.contains("group commit:"),
+        "{text}"
+    );
+    assert!(text.contains("ledger check: OK"), "{text}");
+    assert!(
+        !directory.join("unused.db").exists(),
+        "the bench uses its own scratch database"
+    );
+    let _ = std::fs::remove_dir_all(directory);
+}
