@@ -30,6 +30,9 @@ pub enum ErrorCode {
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
     FxRateUnavailable,
+    DuplicateReference,
+    InvalidState,
+    RailUnavailable,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -50,6 +53,9 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
             ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             ErrorCode::FxRateUnavailable => "FX_RATE_UNAVAILABLE",
+            ErrorCode::DuplicateReference => "DUPLICATE_REFERENCE",
+            ErrorCode::InvalidState => "INVALID_STATE",
+            ErrorCode::RailUnavailable => "RAIL_UNAVAILABLE",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -68,9 +74,10 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyKeyInUse => StatusCode::CONFLICT,
-            ErrorCode::IdempotencyKeyReused | ErrorCode::FxRateUnavailable => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ErrorCode::IdempotencyKeyReused
+            | ErrorCode::FxRateUnavailable
+            | ErrorCode::RailUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::DuplicateReference | ErrorCode::InvalidState => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

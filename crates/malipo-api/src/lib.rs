@@ -36,6 +36,7 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub master_key: MasterKey,
+    pub payments: malipo_payments::Payments,
 }
 
 #[derive(OpenApi)]
@@ -49,6 +50,8 @@ pub struct AppState {
     tags(
         (name = "account", description = "The merchant behind the key."),
         (name = "api_keys", description = "Secret API keys, scoped and revocable."),
+        (name = "payments", description = "Collections: a push prompt to the customer's wallet."),
+        (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
         (name = "fees", description = "Fee schedules and fee quotes."),
         (name = "fx", description = "Exchange rates and conversion quotes."),
@@ -83,6 +86,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::fees::router())
         .merge(v1::fx_rates::router())
         .merge(v1::ledger::router())
+        .merge(v1::payment_options::router())
+        .merge(v1::payments::router())
 }
 
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
@@ -97,6 +102,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
+        .merge(v1::inbound::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
@@ -106,6 +112,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let state_free = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(v1_routes())
+        .merge(v1::inbound::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));

@@ -164,6 +164,18 @@ prefixed_id!(
     /// A fee schedule.
     FeeScheduleId, "fee"
 );
+prefixed_id!(
+    /// A payment: a collection from a customer's wallet.
+    PaymentId, "pay"
+);
+prefixed_id!(
+    /// A background job.
+    JobId, "job"
+);
+prefixed_id!(
+    /// A callback received from a rail, kept as it arrived.
+    InboundId, "inb"
+);
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,8 @@ pub mod id;
 pub mod key_token;
 pub mod mode;
 pub mod money;
+pub mod payment;
+pub mod phone;
 pub mod scope;
 pub mod sealing;
 
@@ -21,11 +23,13 @@ pub use direction::Direction;
 pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
-    AccountId, ApiKeyId, AuditEventId, FeeScheduleId, FxRateId, IdParseError, MerchantId,
-    RequestId, TransferId,
+    AccountId, ApiKeyId, AuditEventId, FeeScheduleId, FxRateId, IdParseError, InboundId, JobId,
+    MerchantId, PaymentId, RequestId, TransferId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;
 pub use money::{Currency, Money, MoneyError};
+pub use payment::PaymentStatus;
+pub use phone::{Country, Phone, PhoneError};
 pub use scope::{Access, Scope, ScopeFamily, ScopeParseError, Scopes};
 pub use sealing::{MasterKey, SealError};

@@ -24,6 +24,7 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct MasterKey {
     cipher: XChaCha20Poly1305,
+    bytes: [u8; KEY_BYTES],
 }
 
 impl MasterKey {
@@ -40,7 +41,20 @@ impl MasterKey {
         let bytes: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| SealError::MalformedKey)?;
         Ok(Self {
             cipher: XChaCha20Poly1305::new(&Key::from(bytes)),
+            bytes,
         })
+    }
+
+    /// A key for one purpose (`label`), derived so that it reveals nothing
+    /// of the master key or of keys for other purposes.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(b"malipo key derivation\0");
+        hasher.update(label.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.bytes);
+        hasher.finalize().into()
     }
 
     /// `nonce || ciphertext || tag`.

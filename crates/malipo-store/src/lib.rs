@@ -16,10 +16,13 @@ mod error;
 mod fees;
 mod fx;
 mod idempotency;
+mod inbound;
+mod jobs;
 mod ledger;
 mod ledger_writer;
 mod merchants;
 mod migrations;
+mod payments;
 mod sql;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
@@ -30,12 +33,18 @@ pub use error::StoreError;
 pub use fees::{FeeContext, FeeLevel, FeeScheduleRecord, FeeTarget};
 pub use fx::FxRateRecord;
 pub use idempotency::{Claim, IdempotencyRecords, StoredResponse};
+pub use inbound::{InboundRecord, InboundState, PROCESS_INBOUND_JOB};
+pub use jobs::{JobRecord, NewJob};
 pub use ledger::{
     AccountRecord, CurrencyBalance, PostResult, PostedTransfer, TenantLedger, TransferFilter,
     TransferRecord, TransferState,
 };
 pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter, WriteError};
 pub use merchants::{MerchantRecord, Merchants};
+pub use payments::{
+    CreatePaymentOutcome, PaymentFilter, PaymentRecord, PaymentUpdate, TenantPayments,
+    UpdateOutcome,
+};
 
 use malipo_core::{MerchantId, Mode};
 

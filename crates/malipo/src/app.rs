@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use malipo_api::AppState;
 use malipo_core::{ApiKeyId, Clock, KeyToken, MasterKey, MerchantId, Mode, Scopes};
+use malipo_payments::{Payments, PaymentsConfig, Rails};
+use malipo_rails::simulator::{Simulator, SimulatorConfig};
 use malipo_store::{ConnectOptions, NewApiKey, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -143,10 +145,27 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("could not listen on {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        let simulator = Simulator::new(SimulatorConfig {
+            callback_delay_ms: config.simulator_callback_delay_ms,
+            poll_after_ms: config.simulator_poll_after_ms,
+            signing_secret: master_key.derive("simulator callbacks").to_vec(),
+        });
+        let rails = Rails::default().with(Arc::new(simulator));
+        let payments_config = PaymentsConfig {
+            callback_base_url: public_url.trim_end_matches('/').to_owned(),
+            ..PaymentsConfig::default()
+        };
+        let payments = Payments::new(store.clone(), clock.clone(), rails, payments_config);
         let state = AppState {
             store: store.clone(),
             clock,
             master_key,
+            payments,
         };
         Ok(Self {
             listener,
@@ -166,6 +185,11 @@ impl Application {
         &self.store
     }
 
+    /// The services and worker state, for tests that drive jobs by hand.
+    pub fn payments(&self) -> &Payments {
+        &self.state.payments
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting, lets requests
     /// in flight finish, stops upkeep and closes the database.
     pub async fn run_until_stopped(
@@ -173,7 +197,11 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_upkeep, upkeep_stopped) = watch::channel(false);
-        let upkeep = tokio::spawn(run_upkeep(self.state.clone(), upkeep_stopped));
+        let upkeep = tokio::spawn(run_upkeep(self.state.clone(), upkeep_stopped.clone()));
+        let worker = tokio::spawn(malipo_payments::worker::run(
+            self.state.payments.clone(),
+            upkeep_stopped,
+        ));
         tracing::info!(addr = %self.local_addr(), backend = self.store.backend().name(), "malipo listening");
         let router = malipo_api::router(self.state);
         axum::serve(self.listener, router)
@@ -182,6 +210,7 @@ impl Application {
             .context("the HTTP server failed")?;
         let _ = stop_upkeep.send(true);
         let _ = upkeep.await;
+        let _ = worker.await;
         self.store.close().await;
         tracing::info!("malipo stopped");
         Ok(())

@@ -36,6 +36,14 @@ pub struct Config {
     pub master_key_file: PathBuf,
     /// Create a sandbox merchant and print its test key on first start.
     pub bootstrap_sandbox: bool,
+    /// This server's address as rails reach it, for their callbacks
+    /// (default: `http://` and the listen address).
+    pub public_url: Option<String>,
+    /// How long the simulator's customer takes to answer, in milliseconds.
+    pub simulator_callback_delay_ms: u64,
+    /// How long a pending payment waits for its callback before Malipo asks
+    /// the simulator for its status, in milliseconds.
+    pub simulator_poll_after_ms: i64,
 }
 
 impl Default for Config {
@@ -49,6 +57,9 @@ impl Default for Config {
             master_key: None,
             master_key_file: PathBuf::from("malipo.key"),
             bootstrap_sandbox: true,
+            public_url: None,
+            simulator_callback_delay_ms: 150,
+            simulator_poll_after_ms: 3_000,
         }
     }
 }
@@ -73,6 +84,9 @@ const ENV_KEYS: &[&str] = &[
     "master_key",
     "master_key_file",
     "bootstrap_sandbox",
+    "public_url",
+    "simulator_callback_delay_ms",
+    "simulator_poll_after_ms",
 ];
 
 impl Config {

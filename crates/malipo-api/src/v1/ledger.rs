@@ -141,7 +141,7 @@ pub struct TransferListParams {
     pub created_lt: Option<String>,
 }
 
-fn parse_time(param: &str, text: &str) -> Result<Timestamp, ApiError> {
+pub(crate) fn parse_time(param: &str, text: &str) -> Result<Timestamp, ApiError> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map(Timestamp::from_offset_date_time)
         .map_err(|_| {

@@ -6,4 +6,7 @@ pub mod audit_events;
 pub mod balances;
 pub mod fees;
 pub mod fx_rates;
+pub mod inbound;
 pub mod ledger;
+pub mod payment_options;
+pub mod payments;

@@ -1,0 +1,63 @@
+//! Domain services for moving money, and the worker that runs their jobs.
+//!
+//! A request records what must happen (the payment and its first job) in
+//! one transaction and returns; the [`worker`] then calls the rail, outside
+//! any transaction, and records the outcome with the ledger transfers it
+//! causes. Rails' callbacks are stored as received and processed by the
+//! same worker.
+
+mod collections;
+mod rails;
+pub mod worker;
+
+pub use collections::{ConfirmPayment, CreatePayment, NextAction, PaymentError};
+pub use rails::Rails;
+
+use std::sync::Arc;
+
+use malipo_core::Clock;
+use malipo_store::Store;
+use tokio::sync::Notify;
+
+#[derive(Debug, Clone)]
+pub struct PaymentsConfig {
+    /// Where rails send callbacks: this server's public address.
+    pub callback_base_url: String,
+    /// How long a customer has to approve a push prompt.
+    pub push_expiry_ms: i64,
+    /// How long a worker holds a job before another may take it over.
+    pub job_lease_ms: i64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            callback_base_url: "http://127.0.0.1:8080".to_owned(),
+            push_expiry_ms: 90_000,
+            job_lease_ms: 30_000,
+        }
+    }
+}
+
+/// Everything the services and the worker need. Cheap to clone.
+#[derive(Clone)]
+pub struct Payments {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub rails: Rails,
+    pub config: PaymentsConfig,
+    /// Wakes the worker when a job is queued in this process.
+    pub wake: Arc<Notify>,
+}
+
+impl Payments {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, rails: Rails, config: PaymentsConfig) -> Self {
+        Self {
+            store,
+            clock,
+            rails,
+            config,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+}

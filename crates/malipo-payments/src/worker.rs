@@ -1,0 +1,362 @@
+//! The worker: leases due jobs and runs them. Several nodes may run one
+//! each against the same database; the lease keeps a job to one at a time.
+//! Every job is idempotent, because a job can run again after a crash.
+
+use std::time::Duration;
+
+use malipo_core::{InboundId, PaymentId, PaymentStatus};
+use malipo_rails::{CollectionRequest, RailError, StartOutcome, StatusReport};
+use malipo_store::{
+    InboundState, JobRecord, NewJob, PROCESS_INBOUND_JOB, PaymentRecord, PaymentUpdate,
+};
+use tokio::sync::watch;
+
+use crate::Payments;
+use crate::collections::{EXPIRE_JOB, NextAction, POLL_JOB, PaymentError, START_JOB};
+
+/// Jobs leased per round.
+const CLAIM_BATCH_MAX: u32 = 64;
+/// The longest the worker sleeps when idle: jobs queued by another node
+/// are seen within this.
+const IDLE_WAIT_MS: u64 = 250;
+/// Backoff between attempts of a failing job: 1 s, 2 s, 4 s … at most 5 min.
+const RETRY_BACKOFF_MS_MAX: i64 = 300_000;
+
+/// Runs jobs until `stopped` turns true.
+pub async fn run(payments: Payments, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let ran = match run_due_jobs(&payments).await {
+            Ok(ran) => ran,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not lease jobs");
+                0
+            }
+        };
+        if ran > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = payments.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(IDLE_WAIT_MS)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Runs the jobs due now; returns how many. Tests call this to drive the
+/// queue by hand.
+pub async fn run_due_jobs(payments: &Payments) -> Result<usize, malipo_store::StoreError> {
+    let now = payments.clock.now();
+    let jobs = payments
+        .store
+        .claim_jobs(now, payments.config.job_lease_ms, CLAIM_BATCH_MAX)
+        .await?;
+    let count = jobs.len();
+    for job in jobs {
+        let outcome = run_job(payments, &job).await;
+        let result = match outcome {
+            Ok(()) => payments.store.finish_job(job.id).await,
+            Err(JobFailure::Retry(reason)) => {
+                let backoff = (1_000i64 << job.attempts.clamp(0, 20)).min(RETRY_BACKOFF_MS_MAX);
+                tracing::warn!(job_id = %job.id, kind = %job.kind, subject = %job.subject_id, attempts = job.attempts, reason = %reason, "job will retry");
+                payments
+                    .store
+                    .retry_job(job.id, payments.clock.now().plus_ms(backoff), &reason)
+                    .await
+            }
+            Err(JobFailure::Later(run_at)) => {
+                payments.store.retry_job(job.id, run_at, "not yet").await
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(job_id = %job.id, error = %error, "could not record a job's result");
+        }
+    }
+    Ok(count)
+}
+
+enum JobFailure {
+    /// Failed; try again after a backoff.
+    Retry(String),
+    /// Not done yet; run again at this time.
+    Later(malipo_core::Timestamp),
+}
+
+impl From<PaymentError> for JobFailure {
+    fn from(error: PaymentError) -> Self {
+        JobFailure::Retry(error.to_string())
+    }
+}
+
+impl From<malipo_store::StoreError> for JobFailure {
+    fn from(error: malipo_store::StoreError) -> Self {
+        JobFailure::Retry(error.to_string())
+    }
+}
+
+async fn run_job(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    match job.kind.as_str() {
+        START_JOB => start_collection(payments, job).await,
+        POLL_JOB => poll_collection(payments, job).await,
+        EXPIRE_JOB => expire_collection(payments, job).await,
+        PROCESS_INBOUND_JOB => process_inbound(payments, job).await,
+        other => {
+            tracing::error!(job_id = %job.id, kind = other, "unknown job kind; dropping it");
+            Ok(())
+        }
+    }
+}
+
+async fn load_payment(
+    payments: &Payments,
+    job: &JobRecord,
+) -> Result<Option<PaymentRecord>, JobFailure> {
+    let Ok(id) = PaymentId::parse(&job.subject_id) else {
+        tracing::error!(job_id = %job.id, subject = %job.subject_id, "job names no payment");
+        return Ok(None);
+    };
+    Ok(payments.store.find_payment(id).await?)
+}
+
+async fn start_collection(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    let Some(payment) = load_payment(payments, job).await? else {
+        return Ok(());
+    };
+    if payment.status != PaymentStatus::Pending || payment.rail_transaction_id.is_some() {
+        return Ok(());
+    }
+    let rail_id = payment.rail.clone().unwrap_or_default();
+    let Some(rail) = payments.rails.get(&rail_id) else {
+        return Err(JobFailure::Retry(format!(
+            "rail {rail_id} is not configured"
+        )));
+    };
+    let otp = serde_json::from_str::<serde_json::Value>(&job.payload)
+        .ok()
+        .and_then(|payload| payload["otp"].as_str().map(str::to_owned));
+    let request = CollectionRequest {
+        reference: payment.id.to_string(),
+        amount: malipo_core::Money::new(payment.customer_total_minor, payment.amount.currency),
+        phone: payment.customer_phone.clone().unwrap_or_default(),
+        description: payment.description.clone(),
+        fields: serde_json::from_str(&payment.fields).unwrap_or_default(),
+        otp,
+        callback_url: format!("{}/v1/inbound/{rail_id}", payments.config.callback_base_url),
+    };
+    let outcome = match rail.start_collection(&request).await {
+        Ok(outcome) => outcome,
+        Err(RailError::Unavailable { reason, .. }) => return Err(JobFailure::Retry(reason)),
+        Err(error) => StartOutcome::Rejected {
+            failure: malipo_rails::FailureCode::RailError,
+            message: error.to_string(),
+        },
+    };
+    let now = payments.clock.now();
+    match outcome {
+        StartOutcome::Accepted {
+            rail_transaction_id,
+        } => {
+            let poll_at = now.plus_ms(rail.capabilities().poll_after_ms);
+            let poll = NewJob::new(POLL_JOB, payment.id, poll_at);
+            payments
+                .store
+                .attach_rail_transaction(payment.id, &rail_transaction_id, &[poll], now)
+                .await?;
+        }
+        StartOutcome::NeedsOtp => requires_action(payments, &payment, &NextAction::Otp).await?,
+        StartOutcome::NeedsFields { fields, errors } => {
+            requires_action(
+                payments,
+                &payment,
+                &NextAction::ProvideFields { fields, errors },
+            )
+            .await?
+        }
+        StartOutcome::Rejected { failure, message } => {
+            let update = Payments::failure_update(failure, &message);
+            payments
+                .store
+                .update_payment(payment.id, PaymentStatus::Failed, &update, &[], &[], now)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn requires_action(
+    payments: &Payments,
+    payment: &PaymentRecord,
+    action: &NextAction,
+) -> Result<(), JobFailure> {
+    let update = PaymentUpdate {
+        next_action: Some(Some(Payments::next_action_json(action))),
+        ..PaymentUpdate::default()
+    };
+    let now = payments.clock.now();
+    payments
+        .store
+        .update_payment(
+            payment.id,
+            PaymentStatus::RequiresAction,
+            &update,
+            &[],
+            &[],
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The callback may have been lost: ask the rail.
+async fn poll_collection(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    let Some(payment) = load_payment(payments, job).await? else {
+        return Ok(());
+    };
+    if payment.status != PaymentStatus::Pending {
+        return Ok(());
+    }
+    let (Some(rail_id), Some(transaction_id)) = (
+        payment.rail.as_deref(),
+        payment.rail_transaction_id.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    let Some(rail) = payments.rails.get(rail_id) else {
+        return Ok(());
+    };
+    let next_poll = payments
+        .clock
+        .now()
+        .plus_ms(rail.capabilities().poll_after_ms);
+    match rail.query_status(transaction_id).await {
+        Ok(report) => {
+            if !payments
+                .apply_rail_outcome(&payment, &report.status)
+                .await?
+                && next_poll < payment.expires_at
+            {
+                return Err(JobFailure::Later(next_poll));
+            }
+            Ok(())
+        }
+        Err(error) if next_poll < payment.expires_at => {
+            tracing::info!(payment_id = %payment.id, error = %error, "status query failed; will poll again");
+            Err(JobFailure::Later(next_poll))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+async fn expire_collection(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    let Some(payment) = load_payment(payments, job).await? else {
+        return Ok(());
+    };
+    if payment.status.is_final() {
+        return Ok(());
+    }
+    let now = payments.clock.now();
+    if now < payment.expires_at {
+        return Err(JobFailure::Later(payment.expires_at));
+    }
+    let update = Payments::failure_update(
+        malipo_rails::FailureCode::Timeout,
+        "The customer did not approve in time.",
+    );
+    payments
+        .store
+        .update_payment(payment.id, PaymentStatus::Expired, &update, &[], &[], now)
+        .await?;
+    Ok(())
+}
+
+/// A stored callback: verify it, find its transaction, check it agrees,
+/// apply it once. Anything that does not fit is kept and flagged.
+async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    let Ok(id) = InboundId::parse(&job.subject_id) else {
+        return Ok(());
+    };
+    let Some(inbound) = payments.store.find_inbound(id).await? else {
+        return Ok(());
+    };
+    if inbound.state != InboundState::Received.as_str() {
+        return Ok(());
+    }
+    let now = payments.clock.now();
+    let flag = |reason: String, transaction: Option<String>| async move {
+        tracing::warn!(inbound_id = %id, reason = %reason, "callback flagged");
+        payments
+            .store
+            .mark_inbound(
+                id,
+                InboundState::Flagged,
+                transaction.as_deref(),
+                Some(&reason),
+                now,
+            )
+            .await
+    };
+    let Some(rail) = payments.rails.get(&inbound.rail) else {
+        flag(format!("no rail `{}`", inbound.rail), None).await?;
+        return Ok(());
+    };
+    let headers: Vec<(String, String)> = serde_json::from_str(&inbound.headers).unwrap_or_default();
+    let report: StatusReport = match rail.parse_callback(&headers, &inbound.body) {
+        Ok(report) => report,
+        Err(error) => {
+            flag(format!("does not verify: {error}"), None).await?;
+            return Ok(());
+        }
+    };
+    let transaction = Some(report.rail_transaction_id.clone());
+    let Some(payment) = payments
+        .store
+        .find_payment_by_rail_transaction(&inbound.rail, &report.rail_transaction_id)
+        .await?
+    else {
+        flag("names an unknown transaction".to_owned(), transaction).await?;
+        return Ok(());
+    };
+    if report
+        .reference
+        .as_deref()
+        .is_some_and(|reference| reference != payment.id.to_string())
+    {
+        flag(
+            format!(
+                "names {} but the transaction is {}",
+                report.reference.unwrap_or_default(),
+                payment.id
+            ),
+            transaction,
+        )
+        .await?;
+        return Ok(());
+    }
+    if let Some(amount) = report.amount
+        && (amount.currency != payment.amount.currency
+            || amount.amount_minor != payment.customer_total_minor)
+    {
+        flag(
+            format!(
+                "says {amount} but {} expects {} {}",
+                payment.id, payment.customer_total_minor, payment.amount.currency
+            ),
+            transaction,
+        )
+        .await?;
+        return Ok(());
+    }
+    let applied = payments
+        .apply_rail_outcome(&payment, &report.status)
+        .await?;
+    let state = if applied {
+        InboundState::Applied
+    } else {
+        InboundState::Duplicate
+    };
+    payments
+        .store
+        .mark_inbound(id, state, transaction.as_deref(), None, now)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,826 @@
+//! The built-in sandbox rail: a mobile-money operator that lives in memory.
+//!
+//! It answers like a real operator: a request is accepted at once, the
+//! simulated customer "answers" after [`SimulatorConfig::callback_delay_ms`],
+//! and a signed callback (header [`SIGNATURE_HEADER`], see [`sign`]) is
+//! POSTed as JSON to the request's `callback_url`. Every transaction is
+//! remembered so [`Rail::query_status`] can answer, as a real rail's status
+//! API would after a lost callback.
+//!
+//! # Triggers
+//!
+//! The outcome is chosen by the **last four digits** of the customer's phone
+//! number (for payouts: of the wallet phone, or of the bank account number).
+//!
+//! | Ends in | Collection                                           | Payout                          |
+//! |---------|------------------------------------------------------|---------------------------------|
+//! | `0001`  | accepted, then fails `declined`                      | same                            |
+//! | `0002`  | accepted, then fails `insufficient_funds`            | same                            |
+//! | `0003`  | accepted, never answers: no callback, stays pending  | same                            |
+//! | `0004`  | asks for an OTP; `123456` succeeds, any other OTP is rejected `invalid_otp` | succeeds |
+//! | `0005`  | asks for `customer.name` (1 to 100 characters) and `customer.id_number` (8 to 20 digits), then succeeds | succeeds |
+//! | `0006`  | succeeds, but the callback is lost: only a status query tells | same                   |
+//! | `0007`  | succeeds, and the same callback arrives twice        | same                            |
+//! | `0008`  | succeeds                                             | accepted, then fails `invalid_account`; account-name lookup fails |
+//! | `0009`  | the first call for a reference times out (unavailable); a retry succeeds | same        |
+//! | other   | accepted, then succeeds                              | same                            |
+//!
+//! A second request with a reference the simulator already accepted gets
+//! the same transaction id back and no second callback: real rails
+//! de-duplicate on the merchant reference.
+//!
+//! # Callbacks
+//!
+//! ```json
+//! {"transaction_id": "SIM…", "reference": "pay_…", "status": "succeeded",
+//!  "failure_code": null, "message": "…", "amount": 10000, "currency": "KES"}
+//! ```
+//!
+//! `status` is `succeeded` or `failed`; `failure_code` is a
+//! [`FailureCode`] name when it failed. The signature header is
+//! `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; a callback
+//! more than five minutes old (or ahead) is refused.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use malipo_core::{Currency, Direction, Money};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    Capabilities, CollectionRequest, Destination, FailureCode, FieldSpec, Method, PayoutRequest,
+    Rail, RailError, RailStatus, StartOutcome, StatusReport,
+};
+
+/// Name of the HTTP header that carries a callback's signature.
+pub const SIGNATURE_HEADER: &str = "x-simulator-signature";
+
+/// How far a callback's timestamp may be from now before it is refused as a replay.
+const SIGNATURE_TOLERANCE_SECONDS: u64 = 300;
+
+/// A callback send that takes longer than this is abandoned (and logged).
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+const NAME_FIELD: &str = "customer.name";
+const ID_NUMBER_FIELD: &str = "customer.id_number";
+
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// Delay before the simulated customer answers and the callback is sent.
+    pub callback_delay_ms: u64,
+    /// How long after a start Malipo should poll a pending transaction.
+    pub poll_after_ms: i64,
+    /// Key of the HMAC-SHA256 that signs callbacks.
+    pub signing_secret: Vec<u8>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            callback_delay_ms: 150,
+            poll_after_ms: 3_000,
+            signing_secret: b"malipo-simulator-signing-secret".to_vec(),
+        }
+    }
+}
+
+/// The sandbox rail. Cheap to clone: clones share their transactions.
+#[derive(Clone)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SimulatorConfig,
+    capabilities: Capabilities,
+    http: reqwest::Client,
+    /// Mixed into transaction ids so two simulators do not hand out the same ones.
+    id_seed: u128,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// By rail transaction id.
+    transactions: HashMap<String, SimTransaction>,
+    /// Merchant reference → rail transaction id, for de-duplication.
+    by_reference: HashMap<String, String>,
+    /// References of `0009` requests that already had their one failure.
+    flaky_seen: HashSet<String>,
+    /// Makes every generated id differ, even for the same reference.
+    id_counter: u64,
+}
+
+/// What the simulator remembers of a transaction.
+#[derive(Debug, Clone)]
+struct SimTransaction {
+    reference: String,
+    amount: Money,
+    status: RailStatus,
+}
+
+/// The behaviour a number's last four digits select (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Decline,
+    InsufficientFunds,
+    NoAnswer,
+    OtpRequired,
+    MissingData,
+    CallbackLost,
+    DuplicateCallback,
+    PayoutFails,
+    Flaky,
+    Success,
+}
+
+impl Trigger {
+    fn for_number(number: &str) -> Self {
+        match last_four_digits(number).as_deref() {
+            Some("0001") => Trigger::Decline,
+            Some("0002") => Trigger::InsufficientFunds,
+            Some("0003") => Trigger::NoAnswer,
+            Some("0004") => Trigger::OtpRequired,
+            Some("0005") => Trigger::MissingData,
+            Some("0006") => Trigger::CallbackLost,
+            Some("0007") => Trigger::DuplicateCallback,
+            Some("0008") => Trigger::PayoutFails,
+            Some("0009") => Trigger::Flaky,
+            _ => Trigger::Success,
+        }
+    }
+
+    /// How an accepted transaction ends: its final status and how many
+    /// times its callback is sent, or `None` when the customer never answers.
+    fn completion(self, direction: Direction) -> Option<(RailStatus, usize)> {
+        let failed = |failure: FailureCode, message: &str| RailStatus::Failed {
+            failure,
+            message: message.to_owned(),
+        };
+        match (self, direction) {
+            (Trigger::NoAnswer, _) => None,
+            (Trigger::Decline, Direction::Collection) => Some((
+                failed(FailureCode::Declined, "The customer cancelled the prompt"),
+                1,
+            )),
+            (Trigger::Decline, Direction::Payout) => Some((
+                failed(
+                    FailureCode::Declined,
+                    "The receiving wallet refused the payment",
+                ),
+                1,
+            )),
+            (Trigger::InsufficientFunds, Direction::Collection) => Some((
+                failed(
+                    FailureCode::InsufficientFunds,
+                    "The customer's balance is too low",
+                ),
+                1,
+            )),
+            (Trigger::InsufficientFunds, Direction::Payout) => Some((
+                failed(
+                    FailureCode::InsufficientFunds,
+                    "The merchant's float at the rail is too low",
+                ),
+                1,
+            )),
+            (Trigger::PayoutFails, Direction::Payout) => Some((
+                failed(
+                    FailureCode::InvalidAccount,
+                    "The receiving account does not exist",
+                ),
+                1,
+            )),
+            (Trigger::CallbackLost, _) => Some((RailStatus::Succeeded, 0)),
+            (Trigger::DuplicateCallback, _) => Some((RailStatus::Succeeded, 2)),
+            _ => Some((RailStatus::Succeeded, 1)),
+        }
+    }
+}
+
+/// The last four ASCII digits of a phone or account number, ignoring any
+/// `+`, spaces or letters; `None` when it has fewer than four.
+fn last_four_digits(number: &str) -> Option<String> {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    let start = digits.len().checked_sub(4)?;
+    Some(digits[start..].iter().collect())
+}
+
+impl Simulator {
+    pub const ID: &'static str = "simulator";
+    /// The OTP the simulated customer "receives" (trigger `0004`).
+    pub const OTP: &'static str = "123456";
+
+    pub fn new(config: SimulatorConfig) -> Self {
+        let capabilities = Capabilities {
+            id: Self::ID,
+            name: "Malipo simulator",
+            countries: vec![
+                "KE", "TZ", "UG", "RW", "ZM", "MW", "GH", "NG", "CI", "SN", "CM", "ZA", "ET",
+            ],
+            currencies: Currency::ALL.to_vec(),
+            methods: vec![Method::MobileMoney, Method::Bank],
+            directions: vec![Direction::Collection, Direction::Payout],
+            amount_min_minor: 1,
+            amount_max_minor: 1_000_000_000_000,
+            poll_after_ms: config.poll_after_ms,
+        };
+        // Building only fails when a TLS backend cannot start; this client has
+        // none (callbacks are plain http), so the default is an equal fallback.
+        let http = reqwest::Client::builder()
+            .timeout(CALLBACK_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        let id_seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                capabilities,
+                http,
+                id_seed,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The state, even if a thread panicked while holding it: nothing that
+    /// can panic runs between the updates of one change, so none is half-done.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The part of a start every request shares, once the request itself
+    /// has been validated: de-duplication, the flaky trigger, recording,
+    /// and scheduling the answer.
+    fn accept(
+        &self,
+        direction: Direction,
+        trigger: Trigger,
+        reference: &str,
+        amount: Money,
+        callback_url: &str,
+        gate: impl FnOnce() -> Option<StartOutcome>,
+    ) -> Result<StartOutcome, RailError> {
+        let (rail_transaction_id, completion) = {
+            let mut state = self.state();
+            if let Some(existing) = state.by_reference.get(reference) {
+                return Ok(StartOutcome::Accepted {
+                    rail_transaction_id: existing.clone(),
+                });
+            }
+            if trigger == Trigger::Flaky && state.flaky_seen.insert(reference.to_owned()) {
+                return Err(unavailable(
+                    "timed out waiting for the operator (simulated)",
+                ));
+            }
+            // OTP and missing-field answers record nothing: the caller asks again.
+            if let Some(outcome) = gate() {
+                return Ok(outcome);
+            }
+            let id = self.new_transaction_id(&mut state, reference);
+            let transaction = SimTransaction {
+                reference: reference.to_owned(),
+                amount,
+                status: RailStatus::Pending,
+            };
+            state.transactions.insert(id.clone(), transaction);
+            state.by_reference.insert(reference.to_owned(), id.clone());
+            (id, trigger.completion(direction))
+        };
+        if let Some((status, callbacks)) = completion {
+            self.schedule_answer(
+                rail_transaction_id.clone(),
+                status,
+                callbacks,
+                callback_url.to_owned(),
+            );
+        }
+        Ok(StartOutcome::Accepted {
+            rail_transaction_id,
+        })
+    }
+
+    /// `SIM` + 16 uppercase alphanumerics, looking random but derived from
+    /// a per-simulator seed, a counter and the reference (no RNG needed).
+    fn new_transaction_id(&self, state: &mut State, reference: &str) -> String {
+        const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        loop {
+            state.id_counter += 1;
+            let digest = Sha256::new()
+                .chain_update(self.inner.id_seed.to_be_bytes())
+                .chain_update(state.id_counter.to_be_bytes())
+                .chain_update(reference.as_bytes())
+                .finalize();
+            let suffix: String = digest
+                .iter()
+                .take(16)
+                .map(|byte| ALPHABET[usize::from(*byte) % 36] as char)
+                .collect();
+            let id = format!("SIM{suffix}");
+            // A collision is astronomically unlikely, but cheap to rule out.
+            if !state.transactions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// After the delay, the customer answers: the status becomes final and
+    /// the callback goes out `callbacks` times (0 when it is "lost").
+    fn schedule_answer(
+        &self,
+        id: String,
+        status: RailStatus,
+        callbacks: usize,
+        callback_url: String,
+    ) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // Outside a runtime there is nothing to wait on: answer at once,
+            // so a status query still sees the outcome.
+            tracing::warn!(transaction_id = %id, "simulator started outside a tokio runtime; no callback sent");
+            self.finish(&id, status);
+            return;
+        };
+        let simulator = self.clone();
+        let delay = Duration::from_millis(self.inner.config.callback_delay_ms);
+        runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(body) = simulator.finish(&id, status) else {
+                return;
+            };
+            if callbacks == 0 {
+                return;
+            }
+            // Signed once: a duplicate is the very same request, as when an
+            // operator retries a callback it thinks was lost.
+            let signature = sign(&simulator.inner.config.signing_secret, unix_now(), &body);
+            for _ in 0..callbacks {
+                simulator
+                    .send_callback(&id, &callback_url, &body, &signature)
+                    .await;
+            }
+        });
+    }
+
+    /// Records the final status and returns the callback body that reports it.
+    fn finish(&self, id: &str, status: RailStatus) -> Option<Vec<u8>> {
+        let mut state = self.state();
+        let transaction = state.transactions.get_mut(id)?;
+        transaction.status = status;
+        let body = CallbackBody::new(id, transaction);
+        serde_json::to_vec(&body).ok()
+    }
+
+    /// One POST; a failure is logged, never retried (that is what polling is for).
+    async fn send_callback(&self, id: &str, url: &str, body: &[u8], signature: &str) {
+        let result = self
+            .inner
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, signature)
+            .body(body.to_vec())
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status);
+        if let Err(error) = result {
+            tracing::warn!(transaction_id = %id, callback_url = %url, %error, "simulator callback not delivered");
+        }
+    }
+
+    fn check_amount(&self, amount: Money) -> Result<(), RailError> {
+        let caps = &self.inner.capabilities;
+        if (caps.amount_min_minor..=caps.amount_max_minor).contains(&amount.amount_minor) {
+            Ok(())
+        } else {
+            Err(RailError::Unsupported {
+                rail: Self::ID,
+                what: format!(
+                    "an amount of {} minor units (limits: {} to {})",
+                    amount.amount_minor, caps.amount_min_minor, caps.amount_max_minor
+                ),
+            })
+        }
+    }
+}
+
+fn unavailable(reason: &str) -> RailError {
+    RailError::Unavailable {
+        rail: Simulator::ID,
+        reason: reason.to_owned(),
+    }
+}
+
+fn rejected(failure: FailureCode, message: impl Into<String>) -> StartOutcome {
+    StartOutcome::Rejected {
+        failure,
+        message: message.into(),
+    }
+}
+
+/// What any operator refuses at once, before looking at the customer.
+fn check_common(reference: &str, callback_url: &str) -> Option<StartOutcome> {
+    if reference.trim().is_empty() {
+        return Some(rejected(FailureCode::RailError, "a reference is required"));
+    }
+    if !(callback_url.starts_with("http://") || callback_url.starts_with("https://")) {
+        return Some(rejected(
+            FailureCode::RailError,
+            "the callback URL must be an http(s) URL",
+        ));
+    }
+    None
+}
+
+/// E.164: a `+` and 8 to 15 digits.
+fn check_phone(phone: &str) -> Option<StartOutcome> {
+    let digits = phone.strip_prefix('+').unwrap_or_default();
+    let valid = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+    (!valid).then(|| {
+        rejected(
+            FailureCode::InvalidAccount,
+            format!("`{phone}` is not an E.164 phone number"),
+        )
+    })
+}
+
+fn check_bank_account(bank_code: &str, account_number: &str) -> Option<StartOutcome> {
+    if bank_code.trim().is_empty() {
+        return Some(rejected(
+            FailureCode::InvalidAccount,
+            "a bank code is required",
+        ));
+    }
+    let valid = (4..=34).contains(&account_number.len())
+        && account_number.bytes().all(|b| b.is_ascii_alphanumeric());
+    (!valid).then(|| {
+        rejected(
+            FailureCode::InvalidAccount,
+            "an account number is 4 to 34 letters or digits",
+        )
+    })
+}
+
+/// The OTP step of trigger `0004`.
+fn otp_gate(otp: Option<&str>) -> Option<StartOutcome> {
+    match otp {
+        None => Some(StartOutcome::NeedsOtp),
+        Some(Simulator::OTP) => None,
+        Some(_) => Some(rejected(FailureCode::InvalidOtp, "The OTP is wrong")),
+    }
+}
+
+/// The know-your-customer step of trigger `0005`: both fields are always
+/// listed, errors only for values given but invalid (a missing one is just missing).
+fn fields_gate(fields: &BTreeMap<String, String>) -> Option<StartOutcome> {
+    let mut errors = BTreeMap::new();
+    let mut complete = true;
+    let checks: [(&str, FieldCheck); 2] =
+        [(NAME_FIELD, check_name), (ID_NUMBER_FIELD, check_id_number)];
+    for (field, check) in checks {
+        match fields.get(field) {
+            None => complete = false,
+            Some(value) => {
+                if let Some(message) = check(value) {
+                    errors.insert(field.to_owned(), vec![message.to_owned()]);
+                    complete = false;
+                }
+            }
+        }
+    }
+    if complete {
+        return None;
+    }
+    let spec = |label: &str, rule: &str| FieldSpec {
+        label: label.to_owned(),
+        rule: rule.to_owned(),
+    };
+    let fields = BTreeMap::from([
+        (
+            NAME_FIELD.to_owned(),
+            spec("Customer's full name", "1 to 100 characters"),
+        ),
+        (
+            ID_NUMBER_FIELD.to_owned(),
+            spec("Customer's national ID number", "8 to 20 digits"),
+        ),
+    ]);
+    Some(StartOutcome::NeedsFields { fields, errors })
+}
+
+/// What is wrong with a field's value, if anything.
+type FieldCheck = fn(&str) -> Option<&'static str>;
+
+fn check_name(value: &str) -> Option<&'static str> {
+    let name = value.trim();
+    if name.is_empty() {
+        Some("must not be empty")
+    } else if name.chars().count() > 100 {
+        Some("must be at most 100 characters")
+    } else {
+        None
+    }
+}
+
+fn check_id_number(value: &str) -> Option<&'static str> {
+    let valid = (8..=20).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_digit());
+    (!valid).then_some("must be 8 to 20 digits")
+}
+
+#[async_trait::async_trait]
+impl Rail for Simulator {
+    fn capabilities(&self) -> &Capabilities {
+        &self.inner.capabilities
+    }
+
+    async fn start_collection(
+        &self,
+        request: &CollectionRequest,
+    ) -> Result<StartOutcome, RailError> {
+        self.check_amount(request.amount)?;
+        if let Some(refusal) = check_common(&request.reference, &request.callback_url)
+            .or_else(|| check_phone(&request.phone))
+        {
+            return Ok(refusal);
+        }
+        let trigger = Trigger::for_number(&request.phone);
+        let gate = || match trigger {
+            Trigger::OtpRequired => otp_gate(request.otp.as_deref()),
+            Trigger::MissingData => fields_gate(&request.fields),
+            _ => None,
+        };
+        self.accept(
+            Direction::Collection,
+            trigger,
+            &request.reference,
+            request.amount,
+            &request.callback_url,
+            gate,
+        )
+    }
+
+    async fn start_payout(&self, request: &PayoutRequest) -> Result<StartOutcome, RailError> {
+        self.check_amount(request.amount)?;
+        let (number, refusal) = match &request.destination {
+            Destination::Wallet { phone } => (phone, check_phone(phone)),
+            Destination::Bank {
+                bank_code,
+                account_number,
+                ..
+            } => (
+                account_number,
+                check_bank_account(bank_code, account_number),
+            ),
+        };
+        if let Some(refusal) = check_common(&request.reference, &request.callback_url).or(refusal) {
+            return Ok(refusal);
+        }
+        // Payouts have no OTP or customer fields: those triggers simply succeed.
+        let trigger = Trigger::for_number(number);
+        self.accept(
+            Direction::Payout,
+            trigger,
+            &request.reference,
+            request.amount,
+            &request.callback_url,
+            || None,
+        )
+    }
+
+    async fn query_status(&self, rail_transaction_id: &str) -> Result<StatusReport, RailError> {
+        let state = self.state();
+        let transaction = state
+            .transactions
+            .get(rail_transaction_id)
+            .ok_or_else(|| unavailable("unknown transaction"))?;
+        Ok(StatusReport {
+            rail_transaction_id: rail_transaction_id.to_owned(),
+            reference: Some(transaction.reference.clone()),
+            status: transaction.status.clone(),
+            amount: Some(transaction.amount),
+        })
+    }
+
+    fn parse_callback(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<StatusReport, RailError> {
+        let signature = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
+            .map(|(_, value)| value.as_str())
+            .ok_or_else(|| invalid(format!("missing {SIGNATURE_HEADER} header")))?;
+        verify(
+            &self.inner.config.signing_secret,
+            signature,
+            body,
+            unix_now(),
+        )?;
+        let callback: CallbackBody = serde_json::from_slice(body)
+            .map_err(|error| invalid(format!("malformed body: {error}")))?;
+        callback.into_report()
+    }
+
+    async fn lookup_account_name(&self, phone: &str) -> Result<String, RailError> {
+        match last_four_digits(phone) {
+            Some(last_four) if Trigger::for_number(phone) != Trigger::PayoutFails => {
+                Ok(format!("Simulated Customer {last_four}"))
+            }
+            _ => Err(unavailable("no such account")),
+        }
+    }
+}
+
+/// The JSON the simulator POSTs, and reads back in [`Rail::parse_callback`].
+#[derive(Debug, Serialize, Deserialize)]
+struct CallbackBody {
+    transaction_id: String,
+    reference: Option<String>,
+    status: String,
+    #[serde(default)]
+    failure_code: Option<String>,
+    #[serde(default)]
+    message: String,
+    amount: i64,
+    currency: String,
+}
+
+impl CallbackBody {
+    fn new(id: &str, transaction: &SimTransaction) -> Self {
+        let (status, failure_code, message) = match &transaction.status {
+            RailStatus::Succeeded => ("succeeded", None, "The transaction completed"),
+            RailStatus::Failed { failure, message } => (
+                "failed",
+                Some(failure.as_str().to_owned()),
+                message.as_str(),
+            ),
+            // Never called for a pending transaction; reported faithfully if it were.
+            RailStatus::Pending => ("pending", None, "The transaction is pending"),
+        };
+        Self {
+            transaction_id: id.to_owned(),
+            reference: Some(transaction.reference.clone()),
+            status: status.to_owned(),
+            failure_code,
+            message: message.to_owned(),
+            amount: transaction.amount.amount_minor,
+            currency: transaction.amount.currency.code().to_owned(),
+        }
+    }
+
+    fn into_report(self) -> Result<StatusReport, RailError> {
+        let status = match self.status.as_str() {
+            "succeeded" => RailStatus::Succeeded,
+            "failed" => RailStatus::Failed {
+                // A code this version does not know is still a failure.
+                failure: self
+                    .failure_code
+                    .as_deref()
+                    .and_then(FailureCode::parse)
+                    .unwrap_or(FailureCode::RailError),
+                message: self.message,
+            },
+            other => return Err(invalid(format!("unknown status `{other}`"))),
+        };
+        let currency =
+            Currency::parse(&self.currency).map_err(|error| invalid(error.to_string()))?;
+        Ok(StatusReport {
+            rail_transaction_id: self.transaction_id,
+            reference: self.reference,
+            status,
+            amount: Some(Money::new(self.amount, currency)),
+        })
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> RailError {
+    RailError::InvalidCallback(reason.into())
+}
+
+/// Signature header value for a callback body:
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "{t}.{body}")>`.
+pub fn sign(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
+    format!(
+        "t={unix_seconds},v1={}",
+        to_hex(&mac(secret, unix_seconds, body))
+    )
+}
+
+fn mac(secret: &[u8], unix_seconds: i64, body: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(format!("{unix_seconds}.").as_bytes());
+    mac.update(body);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Checks a signature header against the body, in constant time, then its
+/// age: a correctly signed but old callback is a replay.
+fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), RailError> {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
+            // Several v1 values are allowed, so a secret can be rotated.
+            Some(("v1", value)) => signatures.extend(from_hex(value)),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or_else(|| invalid("signature header has no valid timestamp"))?;
+    if signatures.is_empty() {
+        return Err(invalid("signature header has no v1 signature"));
+    }
+    let expected = mac(secret, timestamp, body);
+    if !signatures
+        .iter()
+        .any(|given| bool::from(expected.as_slice().ct_eq(given.as_slice())))
+    {
+        return Err(invalid("signature does not match"));
+    }
+    if now.abs_diff(timestamp) > SIGNATURE_TOLERANCE_SECONDS {
+        return Err(invalid("signature timestamp is too far from now"));
+    }
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Lowercase or uppercase hex; `None` for anything else.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let nibble = |byte: u8| char::from(byte).to_digit(16).map(|digit| digit as u8);
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| match *pair {
+            [high, low] => Some(nibble(high)? << 4 | nibble(low)?),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_come_from_the_last_four_digits() {
+        assert_eq!(Trigger::for_number("+254700000001"), Trigger::Decline);
+        assert_eq!(Trigger::for_number("+255 700 000 009"), Trigger::Flaky);
+        assert_eq!(Trigger::for_number("12340008"), Trigger::PayoutFails);
+        assert_eq!(Trigger::for_number("+254700001234"), Trigger::Success);
+        assert_eq!(Trigger::for_number("001"), Trigger::Success);
+        assert_eq!(Trigger::for_number(""), Trigger::Success);
+    }
+
+    #[test]
+    fn signatures_verify_and_hex_round_trips() {
+        let header = sign(b"secret", 1_700_000_000, b"{}");
+        assert!(header.starts_with("t=1700000000,v1="));
+        assert_eq!(header.len(), "t=1700000000,v1=".len() + 64);
+        assert_eq!(verify(b"secret", &header, b"{}", 1_700_000_100), Ok(()));
+        assert!(verify(b"secret", &header, b"{}", 1_700_000_301).is_err());
+        assert!(verify(b"other", &header, b"{}", 1_700_000_000).is_err());
+        assert_eq!(from_hex("00ff7A"), Some(vec![0, 255, 122]));
+        assert_eq!(from_hex("0"), None);
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex("+f"), None);
+        assert_eq!(from_hex("é0"), None);
+    }
+
+    #[test]
+    fn ids_look_random_and_differ() {
+        let simulator = Simulator::new(SimulatorConfig::default());
+        let mut state = State::default();
+        let a = simulator.new_transaction_id(&mut state, "pay_1");
+        let b = simulator.new_transaction_id(&mut state, "pay_1");
+        assert_ne!(a, b);
+        for id in [a, b] {
+            assert_eq!(id.len(), 19);
+            assert!(id.starts_with("SIM"));
+            assert!(
+                id[3..]
+                    .bytes()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            );
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Payments (collections). Every change of state is one conditional
+//! `UPDATE … WHERE status IN (…)` in a transaction with the ledger
+//! transfers and jobs it causes: a change that lost a race changes nothing.
+
+use malipo_core::{
+    Currency, FeePayer, MerchantId, Mode, Money, PaymentId, PaymentStatus, Timestamp,
+};
+use malipo_ledger::{LedgerError, NewTransfer};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::jobs::{NewJob, enqueue_in};
+use crate::ledger::post_transfers_in;
+use crate::sql::Sql;
+use crate::{Page, PageRequest, Store, StoreError, Tenant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub id: PaymentId,
+    pub merchant_id: MerchantId,
+    pub mode: Mode,
+    pub status: PaymentStatus,
+    pub amount: Money,
+    pub fee_minor: i64,
+    pub fee_payer: FeePayer,
+    pub customer_total_minor: i64,
+    pub merchant_net_minor: i64,
+    pub customer_phone: Option<String>,
+    pub rail: Option<String>,
+    pub rail_transaction_id: Option<String>,
+    pub merchant_reference: Option<String>,
+    pub request_fingerprint: String,
+    pub description: String,
+    /// A JSON object.
+    pub metadata: String,
+    pub redirect_url: Option<String>,
+    /// JSON, when `status` is `requires_action`.
+    pub next_action: Option<String>,
+    /// A JSON object of fields supplied for the rail.
+    pub fields: String,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub refunded_minor: i64,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+impl PaymentRecord {
+    pub fn tenant(&self) -> Tenant {
+        Tenant {
+            merchant_id: self.merchant_id,
+            mode: self.mode,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatePaymentOutcome {
+    Created(PaymentRecord),
+    /// The same merchant reference with the same request: the payment it made.
+    Existing(PaymentRecord),
+    /// The same merchant reference with a different request.
+    ReferenceConflict(PaymentRecord),
+}
+
+/// What a change of state sets besides the status. `None` leaves a column.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentUpdate {
+    pub next_action: Option<Option<String>>,
+    pub rail: Option<String>,
+    pub rail_transaction_id: Option<String>,
+    pub customer_phone: Option<String>,
+    pub fields: Option<String>,
+    pub failure: Option<(String, String)>,
+    pub completed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateOutcome {
+    Updated(Box<PaymentRecord>),
+    /// The payment was not in a state the change may start from.
+    Stale,
+    /// The ledger refused a transfer; nothing was changed.
+    Refused(LedgerError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PaymentFilter {
+    pub status: Option<PaymentStatus>,
+    pub rail: Option<String>,
+    pub merchant_reference: Option<String>,
+    pub customer_phone: Option<String>,
+    pub created_gte: Option<Timestamp>,
+    pub created_lt: Option<Timestamp>,
+}
+
+const COLUMNS: &str = "id, merchant_id, mode, status, amount_minor, currency, fee_minor, fee_payer, \
+     customer_total_minor, merchant_net_minor, customer_phone, rail, rail_transaction_id, merchant_reference, \
+     request_fingerprint, description, metadata, redirect_url, next_action, fields, failure_code, failure_message, \
+     refunded_minor, expires_at_ms, created_at_ms, updated_at_ms, completed_at_ms";
+
+fn from_row(row: &AnyRow) -> Result<PaymentRecord, StoreError> {
+    let bad = |column, reason: String| StoreError::corrupt("payments", column, reason);
+    let id: String = row.try_get("id")?;
+    let merchant_id: String = row.try_get("merchant_id")?;
+    let mode: String = row.try_get("mode")?;
+    let status: String = row.try_get("status")?;
+    let currency: String = row.try_get("currency")?;
+    let fee_payer: String = row.try_get("fee_payer")?;
+    let completed_at: Option<i64> = row.try_get("completed_at_ms")?;
+    Ok(PaymentRecord {
+        id: PaymentId::parse(&id).map_err(|e| bad("id", e.to_string()))?,
+        merchant_id: MerchantId::parse(&merchant_id)
+            .map_err(|e| bad("merchant_id", e.to_string()))?,
+        mode: Mode::parse(&mode).ok_or_else(|| bad("mode", mode.clone()))?,
+        status: PaymentStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        amount: Money::new(
+            row.try_get("amount_minor")?,
+            Currency::parse(&currency).map_err(|e| bad("currency", e.to_string()))?,
+        ),
+        fee_minor: row.try_get("fee_minor")?,
+        fee_payer: FeePayer::parse(&fee_payer)
+            .ok_or_else(|| bad("fee_payer", fee_payer.clone()))?,
+        customer_total_minor: row.try_get("customer_total_minor")?,
+        merchant_net_minor: row.try_get("merchant_net_minor")?,
+        customer_phone: row.try_get("customer_phone")?,
+        rail: row.try_get("rail")?,
+        rail_transaction_id: row.try_get("rail_transaction_id")?,
+        merchant_reference: row.try_get("merchant_reference")?,
+        request_fingerprint: row.try_get("request_fingerprint")?,
+        description: row.try_get("description")?,
+        metadata: row.try_get("metadata")?,
+        redirect_url: row.try_get("redirect_url")?,
+        next_action: row.try_get("next_action")?,
+        fields: row.try_get("fields")?,
+        failure_code: row.try_get("failure_code")?,
+        failure_message: row.try_get("failure_message")?,
+        refunded_minor: row.try_get("refunded_minor")?,
+        expires_at: Timestamp::from_unix_ms(row.try_get("expires_at_ms")?),
+        created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
+        updated_at: Timestamp::from_unix_ms(row.try_get("updated_at_ms")?),
+        completed_at: completed_at.map(Timestamp::from_unix_ms),
+    })
+}
+
+impl Store {
+    /// Inserts the payment and its first jobs in one transaction, unless
+    /// the merchant reference is taken.
+    pub async fn create_payment(
+        &self,
+        payment: &PaymentRecord,
+        jobs: &[NewJob],
+    ) -> Result<CreatePaymentOutcome, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) \
+             ON CONFLICT (merchant_id, mode, merchant_reference) DO NOTHING"
+        )))
+        .bind(payment.id.to_string())
+        .bind(payment.merchant_id.to_string())
+        .bind(payment.mode.as_str())
+        .bind(payment.status.as_str())
+        .bind(payment.amount.amount_minor)
+        .bind(payment.amount.currency.code())
+        .bind(payment.fee_minor)
+        .bind(payment.fee_payer.as_str())
+        .bind(payment.customer_total_minor)
+        .bind(payment.merchant_net_minor)
+        .bind(payment.customer_phone.clone())
+        .bind(payment.rail.clone())
+        .bind(payment.rail_transaction_id.clone())
+        .bind(payment.merchant_reference.clone())
+        .bind(payment.request_fingerprint.clone())
+        .bind(payment.description.clone())
+        .bind(payment.metadata.clone())
+        .bind(payment.redirect_url.clone())
+        .bind(payment.next_action.clone())
+        .bind(payment.fields.clone())
+        .bind(payment.failure_code.clone())
+        .bind(payment.failure_message.clone())
+        .bind(payment.refunded_minor)
+        .bind(payment.expires_at.unix_ms())
+        .bind(payment.created_at.unix_ms())
+        .bind(payment.updated_at.unix_ms())
+        .bind(payment.completed_at.map(Timestamp::unix_ms))
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            enqueue_in(&mut transaction, self.backend(), jobs, payment.created_at).await?;
+            transaction.commit().await?;
+            return Ok(CreatePaymentOutcome::Created(payment.clone()));
+        }
+        let reference = payment
+            .merchant_reference
+            .clone()
+            .expect("only a merchant reference can conflict");
+        let existing = self
+            .payments(payment.tenant())
+            .find_by_reference(&reference)
+            .await?
+            .expect("the conflicting payment exists");
+        Ok(
+            if existing.request_fingerprint == payment.request_fingerprint {
+                CreatePaymentOutcome::Existing(existing)
+            } else {
+                CreatePaymentOutcome::ReferenceConflict(existing)
+            },
+        )
+    }
+
+    /// Moves a payment to `status` if it is in one of the states that may
+    /// lead there, posting `transfers` and queueing `jobs` with it.
+    pub async fn update_payment(
+        &self,
+        id: PaymentId,
+        status: PaymentStatus,
+        update: &PaymentUpdate,
+        transfers: &[NewTransfer],
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let mut sql = Sql::new(self.backend(), "UPDATE payments SET status = ");
+        sql.bind(status.as_str())
+            .push(", updated_at_ms = ")
+            .bind(now.unix_ms());
+        if let Some(next_action) = &update.next_action {
+            sql.push(", next_action = ").bind(next_action.clone());
+        }
+        if let Some(rail) = &update.rail {
+            sql.push(", rail = ").bind(rail.clone());
+        }
+        if let Some(rail_transaction_id) = &update.rail_transaction_id {
+            sql.push(", rail_transaction_id = ")
+                .bind(rail_transaction_id.clone());
+        }
+        if let Some(phone) = &update.customer_phone {
+            sql.push(", customer_phone = ").bind(phone.clone());
+        }
+        if let Some(fields) = &update.fields {
+            sql.push(", fields = ").bind(fields.clone());
+        }
+        if let Some((code, message)) = &update.failure {
+            sql.push(", failure_code = ")
+                .bind(code.clone())
+                .push(", failure_message = ")
+                .bind(message.clone());
+        }
+        if update.completed {
+            sql.push(", completed_at_ms = ").bind(now.unix_ms());
+        }
+        sql.push(" WHERE id = ")
+            .bind(id.to_string())
+            .push(" AND status IN ");
+        sql.bind_list(
+            PaymentStatus::predecessors(status)
+                .into_iter()
+                .map(PaymentStatus::as_str),
+        );
+
+        let mut transaction = self.begin_write().await?;
+        if sql
+            .query()
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+            == 0
+        {
+            return Ok(UpdateOutcome::Stale);
+        }
+        let results = post_transfers_in(&mut transaction, self.backend(), transfers, now).await?;
+        if let Some(error) = results.into_iter().find_map(Result::err) {
+            return Ok(UpdateOutcome::Refused(error));
+        }
+        enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
+        transaction.commit().await?;
+        let payment = self
+            .find_payment(id)
+            .await?
+            .expect("the payment was just updated");
+        Ok(UpdateOutcome::Updated(Box::new(payment)))
+    }
+
+    /// Records the rail's id for a pending payment that has none yet, with
+    /// the jobs that follow (a poll). False if it already had one: the start
+    /// ran twice, and the rail de-duplicated it.
+    pub async fn attach_rail_transaction(
+        &self,
+        id: PaymentId,
+        rail_transaction_id: &str,
+        jobs: &[NewJob],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let attached = sqlx::query(
+            "UPDATE payments SET rail_transaction_id = $1, updated_at_ms = $2 \
+             WHERE id = $3 AND status = 'pending' AND rail_transaction_id IS NULL",
+        )
+        .bind(rail_transaction_id)
+        .bind(now.unix_ms())
+        .bind(id.to_string())
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if attached == 1 {
+            enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
+        }
+        transaction.commit().await?;
+        Ok(attached == 1)
+    }
+
+    /// For workers: a payment by id, whoever it belongs to.
+    pub async fn find_payment(&self, id: PaymentId) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payments WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn find_payment_by_rail_transaction(
+        &self,
+        rail: &str,
+        rail_transaction_id: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payments WHERE rail = $1 AND rail_transaction_id = $2"
+        )))
+        .bind(rail)
+        .bind(rail_transaction_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub fn payments(&self, tenant: Tenant) -> TenantPayments<'_> {
+        TenantPayments {
+            store: self,
+            tenant,
+        }
+    }
+}
+
+/// One merchant's payments, in one mode.
+pub struct TenantPayments<'a> {
+    store: &'a Store,
+    tenant: Tenant,
+}
+
+impl TenantPayments<'_> {
+    pub async fn find(&self, id: PaymentId) -> Result<Option<PaymentRecord>, StoreError> {
+        Ok(self
+            .store
+            .find_payment(id)
+            .await?
+            .filter(|p| p.tenant() == self.tenant))
+    }
+
+    pub async fn find_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND mode = $2 AND merchant_reference = $3"
+        )))
+        .bind(self.tenant.merchant_id.to_string())
+        .bind(self.tenant.mode.as_str())
+        .bind(reference)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Newest first.
+    pub async fn list(
+        &self,
+        filter: &PaymentFilter,
+        page: &PageRequest,
+    ) -> Result<Page<PaymentRecord>, StoreError> {
+        let mut sql = Sql::new(
+            self.store.backend(),
+            &format!("SELECT {COLUMNS} FROM payments WHERE merchant_id = "),
+        );
+        sql.bind(self.tenant.merchant_id.to_string())
+            .push(" AND mode = ")
+            .bind(self.tenant.mode.as_str());
+        if let Some(status) = filter.status {
+            sql.push(" AND status = ").bind(status.as_str());
+        }
+        if let Some(rail) = &filter.rail {
+            sql.push(" AND rail = ").bind(rail.clone());
+        }
+        if let Some(reference) = &filter.merchant_reference {
+            sql.push(" AND merchant_reference = ")
+                .bind(reference.clone());
+        }
+        if let Some(phone) = &filter.customer_phone {
+            sql.push(" AND customer_phone = ").bind(phone.clone());
+        }
+        if let Some(at) = filter.created_gte {
+            sql.push(" AND created_at_ms >= ").bind(at.unix_ms());
+        }
+        if let Some(at) = filter.created_lt {
+            sql.push(" AND created_at_ms < ").bind(at.unix_ms());
+        }
+        if let Some(after) = &page.starting_after {
+            sql.push(" AND id < ").bind(after.clone());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(page.limit) + 1);
+        let rows = sql.query().fetch_all(&self.store.pool).await?;
+        let payments = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(payments, page.limit))
+    }
+}
