@@ -198,11 +198,17 @@ impl Store {
             .merchant_reference
             .clone()
             .expect("only a merchant reference can conflict");
-        let existing = self
-            .payments(payment.tenant())
-            .find_by_reference(&reference)
-            .await?
-            .expect("the conflicting payment exists");
+        // Read in the same transaction: asking the pool for a second
+        // connection while holding one can starve it under load.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND mode = $2 AND merchant_reference = $3"
+        )))
+        .bind(payment.merchant_id.to_string())
+        .bind(payment.mode.as_str())
+        .bind(reference)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let existing = from_row(&row)?;
         Ok(
             if existing.request_fingerprint == payment.request_fingerprint {
                 CreatePaymentOutcome::Existing(existing)

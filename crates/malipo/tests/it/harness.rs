@@ -120,6 +120,8 @@ pub struct TestApp {
     pub key: String,
     pub merchant_id: MerchantId,
     pub store: Store,
+    pub payments: malipo_payments::Payments,
+    pub master_key: MasterKey,
     /// Kept so the database lives as long as the app.
     _database: TestDatabase,
     _stop: oneshot::Sender<()>,
@@ -132,14 +134,21 @@ pub fn test_config(database_url: &str) -> Config {
         database_url: database_url.to_owned(),
         database_max_connections: 8,
         master_key: Some(MasterKey::generate_base64()),
+        simulator_callback_delay_ms: 20,
+        simulator_poll_after_ms: 300,
         ..Config::default()
     }
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_clock(Arc::new(SystemClock)).await
+}
+
+/// The app on a clock the test moves (`ManualClock`).
+pub async fn spawn_app_with_clock(clock: Arc<dyn malipo_core::Clock>) -> TestApp {
     let database = TestDatabase::create().await;
     let config = test_config(&database.url);
-    let mut application = Application::build(&config, Arc::new(SystemClock))
+    let mut application = Application::build(&config, clock)
         .await
         .expect("the application builds");
     let sandbox = application
@@ -148,6 +157,8 @@ pub async fn spawn_app() -> TestApp {
         .expect("a fresh database bootstraps a sandbox merchant");
     let base_url = format!("http://{}", application.local_addr());
     let store = application.store().clone();
+    let payments = application.payments().clone();
+    let master_key = MasterKey::from_base64(config.master_key.as_deref().unwrap()).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -158,6 +169,8 @@ pub async fn spawn_app() -> TestApp {
         key: sandbox.key.reveal(),
         merchant_id: sandbox.merchant_id,
         store,
+        payments,
+        master_key,
         _database: database,
         _stop: stop,
         server: Some(server),

@@ -9,3 +9,4 @@ mod idempotency;
 mod ledger;
 mod money_core;
 mod operations;
+mod payments;
