@@ -33,6 +33,8 @@ pub enum ErrorCode {
     DuplicateReference,
     InvalidState,
     RailUnavailable,
+    InsufficientBalance,
+    MerchantNotApproved,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -56,6 +58,8 @@ impl ErrorCode {
             ErrorCode::DuplicateReference => "DUPLICATE_REFERENCE",
             ErrorCode::InvalidState => "INVALID_STATE",
             ErrorCode::RailUnavailable => "RAIL_UNAVAILABLE",
+            ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
+            ErrorCode::MerchantNotApproved => "MERCHANT_NOT_APPROVED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -70,7 +74,8 @@ impl ErrorCode {
             ErrorCode::AuthenticationRequired | ErrorCode::AuthenticationFailed => {
                 StatusCode::UNAUTHORIZED
             }
-            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientScope | ErrorCode::MerchantNotApproved => StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientBalance => StatusCode::PAYMENT_REQUIRED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyKeyInUse => StatusCode::CONFLICT,

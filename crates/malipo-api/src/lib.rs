@@ -51,6 +51,8 @@ pub struct AppState {
         (name = "account", description = "The merchant behind the key."),
         (name = "api_keys", description = "Secret API keys, scoped and revocable."),
         (name = "payments", description = "Collections: a push prompt to the customer's wallet."),
+        (name = "payouts", description = "Money out to wallets and bank accounts."),
+        (name = "refunds", description = "Refunds of payments, back to the customer's wallet."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
         (name = "fees", description = "Fee schedules and fee quotes."),
@@ -88,6 +90,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::ledger::router())
         .merge(v1::payment_options::router())
         .merge(v1::payments::router())
+        .merge(v1::payouts::router())
 }
 
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {

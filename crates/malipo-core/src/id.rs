@@ -169,6 +169,14 @@ prefixed_id!(
     PaymentId, "pay"
 );
 prefixed_id!(
+    /// A payout: money out to a wallet or bank account.
+    PayoutId, "po"
+);
+prefixed_id!(
+    /// A refund of a payment, paid back through the rail.
+    RefundId, "re"
+);
+prefixed_id!(
     /// A background job.
     JobId, "job"
 );

@@ -24,7 +24,7 @@ pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
     AccountId, ApiKeyId, AuditEventId, FeeScheduleId, FxRateId, IdParseError, InboundId, JobId,
-    MerchantId, PaymentId, RequestId, TransferId,
+    MerchantId, PaymentId, PayoutId, RefundId, RequestId, TransferId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -35,6 +35,8 @@ pub enum PaymentError {
     ReferenceConflict(PaymentId),
     #[error("{0}")]
     RailUnavailable(String),
+    #[error("live payouts need the operator's approval of this merchant")]
+    NotApproved,
     #[error("the ledger refused the transfer: {0}")]
     Ledger(malipo_ledger::LedgerError),
     #[error(transparent)]

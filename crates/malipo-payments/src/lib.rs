@@ -7,10 +7,12 @@
 //! same worker.
 
 mod collections;
+mod payouts;
 mod rails;
 pub mod worker;
 
 pub use collections::{ConfirmPayment, CreatePayment, NextAction, PaymentError};
+pub use payouts::CreatePayout;
 pub use rails::Rails;
 
 use std::sync::Arc;

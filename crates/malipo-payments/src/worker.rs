@@ -5,14 +5,19 @@
 use std::time::Duration;
 
 use malipo_core::{InboundId, PaymentId, PaymentStatus};
-use malipo_rails::{CollectionRequest, RailError, StartOutcome, StatusReport};
+use malipo_rails::{
+    CollectionRequest, Destination, FailureCode, PayoutRequest, RailError, StartOutcome,
+    StatusReport,
+};
 use malipo_store::{
     InboundState, JobRecord, NewJob, PROCESS_INBOUND_JOB, PaymentRecord, PaymentUpdate,
+    PayoutDestination, PayoutStatus,
 };
 use tokio::sync::watch;
 
 use crate::Payments;
 use crate::collections::{EXPIRE_JOB, NextAction, POLL_JOB, PaymentError, START_JOB};
+use crate::payouts::{PAYOUT_POLL_JOB, PAYOUT_START_JOB};
 
 /// Jobs leased per round.
 const CLAIM_BATCH_MAX: u32 = 64;
@@ -100,6 +105,8 @@ async fn run_job(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure>
         POLL_JOB => poll_collection(payments, job).await,
         EXPIRE_JOB => expire_collection(payments, job).await,
         PROCESS_INBOUND_JOB => process_inbound(payments, job).await,
+        PAYOUT_START_JOB => start_payout(payments, job).await,
+        PAYOUT_POLL_JOB => poll_payout(payments, job).await,
         other => {
             tracing::error!(job_id = %job.id, kind = other, "unknown job kind; dropping it");
             Ok(())
@@ -313,6 +320,34 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
         .find_payment_by_rail_transaction(&inbound.rail, &report.rail_transaction_id)
         .await?
     else {
+        if let Some(payout) = payments
+            .store
+            .find_payout_by_rail_transaction(&inbound.rail, &report.rail_transaction_id)
+            .await?
+        {
+            if report
+                .reference
+                .as_deref()
+                .is_some_and(|reference| reference != payout.id)
+                || report.amount.is_some_and(|amount| amount != payout.amount)
+            {
+                flag(format!("disagrees with {}", payout.id), transaction).await?;
+                return Ok(());
+            }
+            let applied = payments
+                .apply_payout_outcome(&payout, &report.status)
+                .await?;
+            let state = if applied {
+                InboundState::Applied
+            } else {
+                InboundState::Duplicate
+            };
+            payments
+                .store
+                .mark_inbound(id, state, transaction.as_deref(), None, now)
+                .await?;
+            return Ok(());
+        }
         flag("names an unknown transaction".to_owned(), transaction).await?;
         return Ok(());
     };
@@ -359,4 +394,107 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
         .mark_inbound(id, state, transaction.as_deref(), None, now)
         .await?;
     Ok(())
+}
+
+/// Polls of a payout give up after this many; the operator sees it pending.
+const PAYOUT_POLLS_MAX: i64 = 200;
+
+async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    let Some(payout) = payments.store.find_payout(&job.subject_id).await? else {
+        return Ok(());
+    };
+    if payout.status != PayoutStatus::Pending || payout.rail_transaction_id.is_some() {
+        return Ok(());
+    }
+    let Some(rail) = payments.rails.get(&payout.rail) else {
+        return Err(JobFailure::Retry(format!(
+            "rail {} is not configured",
+            payout.rail
+        )));
+    };
+    let destination = match &payout.destination {
+        PayoutDestination::Wallet { phone } => Destination::Wallet {
+            phone: phone.clone(),
+        },
+        PayoutDestination::Bank {
+            bank_code,
+            account_number,
+            account_name,
+        } => Destination::Bank {
+            bank_code: bank_code.clone(),
+            account_number: account_number.clone(),
+            account_name: account_name.clone(),
+        },
+    };
+    let request = PayoutRequest {
+        reference: payout.id.clone(),
+        amount: payout.amount,
+        destination,
+        description: payout.description.clone(),
+        callback_url: format!(
+            "{}/v1/inbound/{}",
+            payments.config.callback_base_url, payout.rail
+        ),
+    };
+    let now = payments.clock.now();
+    let failure = match rail.start_payout(&request).await {
+        Ok(StartOutcome::Accepted {
+            rail_transaction_id,
+        }) => {
+            let poll = NewJob::new(
+                PAYOUT_POLL_JOB,
+                &payout.id,
+                now.plus_ms(rail.capabilities().poll_after_ms),
+            );
+            payments
+                .store
+                .attach_payout_rail_transaction(&payout.id, &rail_transaction_id, &[poll], now)
+                .await?;
+            return Ok(());
+        }
+        Err(RailError::Unavailable { reason, .. }) => return Err(JobFailure::Retry(reason)),
+        Ok(StartOutcome::Rejected { failure, message }) => (failure.as_str().to_owned(), message),
+        Ok(StartOutcome::NeedsOtp | StartOutcome::NeedsFields { .. }) => (
+            FailureCode::RailError.as_str().to_owned(),
+            "the rail asked for a step a payout cannot take".to_owned(),
+        ),
+        Err(error) => (
+            FailureCode::RailError.as_str().to_owned(),
+            error.to_string(),
+        ),
+    };
+    payments
+        .store
+        .complete_payout(&payout.id, Some(failure), now)
+        .await?;
+    Ok(())
+}
+
+async fn poll_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+    let Some(payout) = payments.store.find_payout(&job.subject_id).await? else {
+        return Ok(());
+    };
+    if payout.status != PayoutStatus::Pending || job.attempts > PAYOUT_POLLS_MAX {
+        return Ok(());
+    }
+    let (Some(rail), Some(transaction_id)) = (
+        payments.rails.get(&payout.rail),
+        payout.rail_transaction_id.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    let next_poll = payments
+        .clock
+        .now()
+        .plus_ms(rail.capabilities().poll_after_ms);
+    match rail.query_status(transaction_id).await {
+        Ok(report)
+            if payments
+                .apply_payout_outcome(&payout, &report.status)
+                .await? =>
+        {
+            Ok(())
+        }
+        _ => Err(JobFailure::Later(next_poll)),
+    }
 }

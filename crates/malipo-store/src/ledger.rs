@@ -584,7 +584,7 @@ async fn write_account_states(
     Ok(())
 }
 
-async fn settle_pending_in(
+pub(crate) async fn settle_pending_in(
     transaction: &mut Transaction,
     backend: Backend,
     id: TransferId,

@@ -23,6 +23,7 @@ mod ledger_writer;
 mod merchants;
 mod migrations;
 mod payments;
+mod payouts;
 mod sql;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
@@ -44,6 +45,9 @@ pub use merchants::{MerchantRecord, Merchants};
 pub use payments::{
     CreatePaymentOutcome, PaymentFilter, PaymentRecord, PaymentUpdate, TenantPayments,
     UpdateOutcome,
+};
+pub use payouts::{
+    CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus, TenantPayouts,
 };
 
 use malipo_core::{MerchantId, Mode};

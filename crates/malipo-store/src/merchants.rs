@@ -73,6 +73,44 @@ impl Merchants<'_> {
         Ok(Some(merchant))
     }
 
+    /// Lets the merchant pay out in live mode (the operator's decision,
+    /// recorded in the audit log).
+    pub async fn approve_payouts(
+        &self,
+        id: MerchantId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.store.begin_write().await?;
+        let approved = sqlx::query(
+            "UPDATE merchants SET payouts_approved_at_ms = $1 WHERE id = $2 AND payouts_approved_at_ms IS NULL",
+        )
+        .bind(now.unix_ms())
+        .bind(id.to_string())
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if approved == 1 {
+            let audit = NewAuditEvent::new(actor, "merchant.payouts_approved", id);
+            crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
+        }
+        transaction.commit().await?;
+        Ok(approved == 1)
+    }
+
+    pub async fn payouts_approved(&self, id: MerchantId) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT payouts_approved_at_ms FROM merchants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.store.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row
+                .try_get::<Option<i64>, _>("payouts_approved_at_ms")?
+                .is_some(),
+            None => false,
+        })
+    }
+
     pub async fn find(&self, id: MerchantId) -> Result<Option<MerchantRecord>, StoreError> {
         let row = sqlx::query("SELECT id, name, created_at_ms FROM merchants WHERE id = $1")
             .bind(id.to_string())

@@ -32,6 +32,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_payments.sql"),
         postgres: include_str!("../migrations/postgres/0003_payments.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_payouts",
+        sqlite: include_str!("../migrations/sqlite/0004_payouts.sql"),
+        postgres: include_str!("../migrations/postgres/0004_payouts.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -84,6 +84,11 @@ enum MerchantsCommand {
     },
     /// List all merchants.
     List,
+    /// Allow a merchant's live payouts (test mode never needs this). Audited.
+    ApprovePayouts {
+        /// The merchant, `mer_…`.
+        merchant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +283,20 @@ async fn merchants(
             }
             let merchant = store.merchants().create(name, "cli", clock.now()).await?;
             println!("{}", merchant.id);
+        }
+        MerchantsCommand::ApprovePayouts { merchant } => {
+            let merchant_id = parse_merchant(&merchant)?;
+            if store.merchants().find(merchant_id).await?.is_none() {
+                bail!("no merchant {merchant_id}");
+            }
+            let changed = store
+                .merchants()
+                .approve_payouts(merchant_id, "cli", clock.now())
+                .await?;
+            println!(
+                "{merchant_id}: live payouts approved{}",
+                if changed { "" } else { " (already)" }
+            );
         }
         MerchantsCommand::List => {
             for merchant in store.merchants().list().await? {

@@ -10,3 +10,4 @@ pub mod inbound;
 pub mod ledger;
 pub mod payment_options;
 pub mod payments;
+pub mod payouts;

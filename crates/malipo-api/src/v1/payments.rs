@@ -173,6 +173,10 @@ impl From<PaymentError> for ApiError {
                 format!("No rail can take this payment: {reason}."),
             )
             .with_param("rail"),
+            PaymentError::NotApproved => ApiError::new(
+                ErrorCode::MerchantNotApproved,
+                "Live payouts need the operator's approval of this merchant.",
+            ),
             PaymentError::Ledger(error) => ApiError::internal(&error),
             PaymentError::Store(error) => error.into(),
         }

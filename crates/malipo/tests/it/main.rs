@@ -10,3 +10,4 @@ mod ledger;
 mod money_core;
 mod operations;
 mod payments;
+mod payouts;

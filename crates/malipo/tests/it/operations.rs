@@ -27,6 +27,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/payments/{id}/confirm"),
     ("post", "/v1/payments/{id}/cancel"),
     ("post", "/v1/inbound/{rail}"),
+    ("get", "/v1/payouts"),
+    ("post", "/v1/payouts"),
+    ("get", "/v1/payouts/{id}"),
+    ("get", "/v1/refunds"),
+    ("post", "/v1/refunds"),
+    ("get", "/v1/refunds/{id}"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -82,6 +88,8 @@ async fn the_openapi_document_describes_every_route() {
             .replace("api-keys/{id}", "api-keys/key_00000000000000000000000000")
             .replace("transfers/{id}", "transfers/tr_00000000000000000000000000")
             .replace("payments/{id}", "payments/pay_00000000000000000000000000")
+            .replace("payouts/{id}", "payouts/po_00000000000000000000000000")
+            .replace("refunds/{id}", "refunds/re_00000000000000000000000000")
             .replace("{rail}", "nonexistent");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app

@@ -1,0 +1,517 @@
+//! Money out: `/v1/payouts` (to wallets and banks) and `/v1/refunds` (back
+//! to a payment's wallet). Creating one holds the amount (plus any fee)
+//! from the available balance at once; the rail's answer posts or releases
+//! the hold.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use malipo_core::{
+    Currency, Money, PaymentId, PayoutId, Phone, RefundId, Scope, ScopeFamily, Timestamp,
+};
+use malipo_payments::{CreatePayout, PaymentError};
+use malipo_store::{
+    CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus,
+};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::pagination::{List, ListParams};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DestinationIn {
+    /// A mobile-money wallet.
+    Wallet {
+        #[schema(example = "+255712111222")]
+        phone: String,
+    },
+    /// A bank account.
+    Bank {
+        bank_code: String,
+        account_number: String,
+        account_name: String,
+    },
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DestinationOut {
+    Wallet {
+        phone: String,
+    },
+    Bank {
+        bank_code: String,
+        account_number: String,
+        account_name: String,
+    },
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutIn {
+    /// Minor units sent to the destination (any fee is held on top).
+    pub amount: i64,
+    pub currency: String,
+    pub destination: DestinationIn,
+    pub rail: Option<String>,
+    /// Unique per mode: a repeat with the same parameters returns the first payout.
+    pub merchant_reference: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PayoutOut {
+    /// `po_…` for payouts, `re_…` for refunds.
+    pub id: String,
+    /// `payout` or `refund`.
+    pub object: &'static str,
+    pub livemode: bool,
+    /// `pending`, `succeeded`, `failed`.
+    pub status: String,
+    pub amount: i64,
+    pub currency: String,
+    pub fee: i64,
+    /// What left the available balance: amount plus fee.
+    pub total_debited: i64,
+    pub destination: DestinationOut,
+    pub rail: String,
+    pub rail_transaction_id: Option<String>,
+    /// For refunds: the payment refunded.
+    pub payment: Option<PaymentId>,
+    pub merchant_reference: Option<String>,
+    pub description: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub created: Timestamp,
+    pub updated: Timestamp,
+    pub completed: Option<Timestamp>,
+}
+
+impl From<PayoutRecord> for PayoutOut {
+    fn from(payout: PayoutRecord) -> Self {
+        Self {
+            object: payout.kind.as_str(),
+            livemode: payout.mode.is_live(),
+            status: payout.status.as_str().to_owned(),
+            amount: payout.amount.amount_minor,
+            currency: payout.amount.currency.code().to_owned(),
+            fee: payout.fee_minor,
+            total_debited: payout.amount.amount_minor.saturating_add(payout.fee_minor),
+            destination: match payout.destination {
+                PayoutDestination::Wallet { phone } => DestinationOut::Wallet { phone },
+                PayoutDestination::Bank {
+                    bank_code,
+                    account_number,
+                    account_name,
+                } => DestinationOut::Bank {
+                    bank_code,
+                    account_number,
+                    account_name,
+                },
+            },
+            rail: payout.rail,
+            rail_transaction_id: payout.rail_transaction_id,
+            payment: payout.payment_id,
+            merchant_reference: payout.merchant_reference,
+            description: payout.description,
+            metadata: serde_json::from_str(&payout.metadata).unwrap_or_default(),
+            failure_code: payout.failure_code,
+            failure_message: payout.failure_message,
+            created: payout.created_at,
+            updated: payout.updated_at,
+            completed: payout.completed_at,
+            id: payout.id,
+        }
+    }
+}
+
+fn respond(outcome: CreatePayoutOutcome) -> Result<Response, ApiError> {
+    match outcome {
+        CreatePayoutOutcome::Created(payout) => {
+            Ok((StatusCode::CREATED, Json(PayoutOut::from(*payout))).into_response())
+        }
+        CreatePayoutOutcome::Existing(payout) => {
+            Ok((StatusCode::OK, Json(PayoutOut::from(*payout))).into_response())
+        }
+        CreatePayoutOutcome::ReferenceConflict(payout) => Err(ApiError::new(
+            ErrorCode::DuplicateReference,
+            format!(
+                "merchant_reference is already used by {} with other parameters.",
+                payout.id
+            ),
+        )
+        .with_param("merchant_reference")),
+        CreatePayoutOutcome::InsufficientBalance => Err(ApiError::new(
+            ErrorCode::InsufficientBalance,
+            "The available balance does not cover the amount and its fee. Nothing was held.",
+        )
+        .with_param("amount")),
+        CreatePayoutOutcome::RefundTooLarge { refundable_minor } => Err(ApiError::invalid(
+            "amount",
+            format!(
+                "`amount` exceeds what is left to refund of this payment ({refundable_minor})."
+            ),
+        )),
+        CreatePayoutOutcome::Refused(error) => Err(ApiError::internal(&error)),
+    }
+}
+
+fn parse_destination(destination: DestinationIn) -> Result<PayoutDestination, ApiError> {
+    Ok(match destination {
+        DestinationIn::Wallet { phone } => {
+            let phone = Phone::parse(&phone).map_err(|error| {
+                ApiError::invalid(
+                    "destination.phone",
+                    format!("Invalid `destination.phone`: {error}."),
+                )
+            })?;
+            PayoutDestination::Wallet {
+                phone: phone.to_string(),
+            }
+        }
+        DestinationIn::Bank {
+            bank_code,
+            account_number,
+            account_name,
+        } => {
+            let field = |param: &'static str, value: &str, length_max: usize, digits_only: bool| {
+                let ok = !value.trim().is_empty()
+                    && value.chars().count() <= length_max
+                    && !value.chars().any(char::is_control)
+                    && (!digits_only || value.chars().all(|c| c.is_ascii_alphanumeric()));
+                if ok {
+                    Ok(value.trim().to_owned())
+                } else {
+                    Err(ApiError::invalid(
+                        param,
+                        format!("`{param}` is required, at most {length_max} characters."),
+                    ))
+                }
+            };
+            PayoutDestination::Bank {
+                bank_code: field("destination.bank_code", &bank_code, 20, true)?,
+                account_number: field("destination.account_number", &account_number, 34, true)?,
+                account_name: field("destination.account_name", &account_name, 100, false)?,
+            }
+        }
+    })
+}
+
+/// Send money to a wallet or bank account. The amount plus fee is held
+/// from the available balance at once (402 `INSUFFICIENT_BALANCE` if it
+/// does not cover them); it is posted on success and released on failure.
+#[utoipa::path(post, path = "/v1/payouts", tag = "payouts",
+    request_body = PayoutIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first response is replayed.")),
+    security(("api_key" = ["payouts:write"])),
+    responses(
+        (status = 201, description = "Created; the money is held.", body = PayoutOut),
+        (status = 200, description = "A payout with this merchant_reference and these parameters exists: it is returned.", body = PayoutOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 402, description = "`INSUFFICIENT_BALANCE`: nothing was held.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope, or live payouts are not approved for this merchant.", body = ErrorEnvelope),
+        (status = 409, description = "`DUPLICATE_REFERENCE`.", body = ErrorEnvelope),
+        (status = 422, description = "`RAIL_UNAVAILABLE`.", body = ErrorEnvelope),
+    ))]
+pub async fn create_payout(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<PayoutIn>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::write(ScopeFamily::Payouts))?;
+    let currency = Currency::parse(&input.currency)
+        .map_err(|e| ApiError::invalid("currency", format!("Invalid `currency`: {e}.")))?;
+    if input.amount <= 0 {
+        return Err(ApiError::invalid(
+            "amount",
+            "`amount` must be a positive number of minor units.",
+        ));
+    }
+    let description = input.description.unwrap_or_default();
+    if description.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "description",
+            "`description` is at most 500 characters.",
+        ));
+    }
+    let metadata = input.metadata.unwrap_or_default();
+    if metadata.len() > 20
+        || metadata
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.chars().count() > 40 || v.chars().count() > 500)
+    {
+        return Err(ApiError::invalid(
+            "metadata",
+            "`metadata` holds at most 20 keys of 1–40 characters with values of at most 500.",
+        ));
+    }
+    if input
+        .merchant_reference
+        .as_ref()
+        .is_some_and(|r| r.is_empty() || r.chars().count() > 100)
+    {
+        return Err(ApiError::invalid(
+            "merchant_reference",
+            "`merchant_reference` is 1 to 100 characters.",
+        ));
+    }
+    let request = CreatePayout {
+        amount: Money::new(input.amount, currency),
+        destination: parse_destination(input.destination)?,
+        rail: input.rail,
+        merchant_reference: input.merchant_reference,
+        description,
+        metadata: serde_json::to_string(&metadata).expect("a map of strings serializes"),
+    };
+    respond(
+        state
+            .payments
+            .create_payout(caller.tenant, request)
+            .await
+            .map_err(payout_error)?,
+    )
+}
+
+fn payout_error(error: PaymentError) -> ApiError {
+    match error {
+        PaymentError::NotApproved => ApiError::new(
+            ErrorCode::MerchantNotApproved,
+            "Live payouts need the operator's approval of this merchant (`malipo merchants approve-payouts`).",
+        ),
+        other => other.into(),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PayoutListParams {
+    pub limit: Option<u32>,
+    pub starting_after: Option<String>,
+    /// `pending`, `succeeded`, `failed`.
+    pub status: Option<String>,
+    /// Refunds only: those of this payment.
+    pub payment: Option<String>,
+}
+
+impl PayoutListParams {
+    fn status(&self) -> Result<Option<PayoutStatus>, ApiError> {
+        self.status
+            .as_deref()
+            .map(|text| {
+                PayoutStatus::parse(text).ok_or_else(|| {
+                    ApiError::invalid("status", "`status` is pending, succeeded or failed.")
+                })
+            })
+            .transpose()
+    }
+}
+
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    kind: PayoutKind,
+    params: PayoutListParams,
+) -> Result<Json<List<PayoutOut>>, ApiError> {
+    let page = match kind {
+        PayoutKind::Payout => ListParams {
+            limit: params.limit,
+            starting_after: params.starting_after.clone(),
+        }
+        .page_request(PayoutId::parse)?,
+        PayoutKind::Refund => ListParams {
+            limit: params.limit,
+            starting_after: params.starting_after.clone(),
+        }
+        .page_request(RefundId::parse)?,
+    };
+    let payment = params
+        .payment
+        .as_deref()
+        .map(|id| {
+            PaymentId::parse(id).map_err(|_| {
+                ApiError::invalid("payment", "`payment` must be a payment id (pay_…).")
+            })
+        })
+        .transpose()?;
+    let rows = state
+        .store
+        .payouts(caller.tenant, kind)
+        .list(params.status()?, payment, &page)
+        .await?;
+    Ok(Json(List::from_page(rows, PayoutOut::from)))
+}
+
+async fn get(
+    state: &AppState,
+    caller: &Caller,
+    kind: PayoutKind,
+    id: &str,
+) -> Result<Json<PayoutOut>, ApiError> {
+    let payout = state
+        .store
+        .payouts(caller.tenant, kind)
+        .find(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(kind.as_str(), id))?;
+    Ok(Json(payout.into()))
+}
+
+/// List payouts, newest first.
+#[utoipa::path(get, path = "/v1/payouts", tag = "payouts",
+    params(PayoutListParams),
+    security(("api_key" = ["payouts:read"])),
+    responses(
+        (status = 200, description = "OK.", body = List<PayoutOut>),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+    ))]
+pub async fn list_payouts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<PayoutListParams>,
+) -> Result<Json<List<PayoutOut>>, ApiError> {
+    caller.require(Scope::read(ScopeFamily::Payouts))?;
+    list(&state, &caller, PayoutKind::Payout, params).await
+}
+
+/// Retrieve a payout.
+#[utoipa::path(get, path = "/v1/payouts/{id}", tag = "payouts",
+    params(("id" = String, Path, description = "The payout's id, `po_…`.")),
+    security(("api_key" = ["payouts:read"])),
+    responses(
+        (status = 200, description = "OK.", body = PayoutOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such object (or it belongs to another merchant or mode).", body = ErrorEnvelope),
+    ))]
+pub async fn get_payout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PayoutOut>, ApiError> {
+    caller.require(Scope::read(ScopeFamily::Payouts))?;
+    get(&state, &caller, PayoutKind::Payout, &id).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    /// The payment to refund, `pay_…`.
+    pub payment: String,
+    /// Minor units; default: all that is left to refund.
+    pub amount: Option<i64>,
+    /// Kept with the refund.
+    pub reason: Option<String>,
+}
+
+/// Refund all or part of a succeeded payment, back to the wallet it came
+/// from, up to what is not yet refunded. Held from the available balance
+/// (402 `INSUFFICIENT_BALANCE` if it does not cover it).
+#[utoipa::path(post, path = "/v1/refunds", tag = "refunds",
+    request_body = RefundIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first response is replayed.")),
+    security(("api_key" = ["refunds:write"])),
+    responses(
+        (status = 201, description = "Created; the money is held.", body = PayoutOut),
+        (status = 400, description = "Invalid request (e.g. more than is left to refund); `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 402, description = "`INSUFFICIENT_BALANCE`: nothing was held.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such payment.", body = ErrorEnvelope),
+        (status = 409, description = "`INVALID_STATE`: only a succeeded payment can be refunded.", body = ErrorEnvelope),
+    ))]
+pub async fn create_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(input): ApiJson<RefundIn>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::write(ScopeFamily::Refunds))?;
+    let payment_id = PaymentId::parse(&input.payment)
+        .map_err(|_| ApiError::not_found("payment", &input.payment).with_param("payment"))?;
+    if input.amount.is_some_and(|amount| amount <= 0) {
+        return Err(ApiError::invalid(
+            "amount",
+            "`amount` must be a positive number of minor units.",
+        ));
+    }
+    let reason = input.reason.unwrap_or_default();
+    if reason.chars().count() > 500 {
+        return Err(ApiError::invalid(
+            "reason",
+            "`reason` is at most 500 characters.",
+        ));
+    }
+    let outcome = state
+        .payments
+        .create_refund(caller.tenant, payment_id, input.amount, reason)
+        .await
+        .map_err(|error| match error {
+            PaymentError::NotFound => {
+                ApiError::not_found("payment", &input.payment).with_param("payment")
+            }
+            other => other.into(),
+        })?;
+    respond(outcome)
+}
+
+/// List refunds, newest first (`payment` filters by payment).
+#[utoipa::path(get, path = "/v1/refunds", tag = "refunds",
+    params(PayoutListParams),
+    security(("api_key" = ["refunds:read"])),
+    responses(
+        (status = 200, description = "OK.", body = List<PayoutOut>),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+    ))]
+pub async fn list_refunds(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<PayoutListParams>,
+) -> Result<Json<List<PayoutOut>>, ApiError> {
+    caller.require(Scope::read(ScopeFamily::Refunds))?;
+    list(&state, &caller, PayoutKind::Refund, params).await
+}
+
+/// Retrieve a refund.
+#[utoipa::path(get, path = "/v1/refunds/{id}", tag = "refunds",
+    params(("id" = String, Path, description = "The refund's id, `re_…`.")),
+    security(("api_key" = ["refunds:read"])),
+    responses(
+        (status = 200, description = "OK.", body = PayoutOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such object (or it belongs to another merchant or mode).", body = ErrorEnvelope),
+    ))]
+pub async fn get_refund(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PayoutOut>, ApiError> {
+    caller.require(Scope::read(ScopeFamily::Refunds))?;
+    get(&state, &caller, PayoutKind::Refund, &id).await
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_payout, list_payouts))
+        .routes(routes!(get_payout))
+        .routes(routes!(create_refund, list_refunds))
+        .routes(routes!(get_refund))
+}
