@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod hosted;
 pub mod idempotency;
 pub mod metrics;
 pub mod pagination;
@@ -128,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     let (router, openapi) = api_routes(&state).split_for_parts();
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(hosted::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(from_fn(error::render_errors))

@@ -47,7 +47,8 @@ pub enum PaymentError {
 #[derive(Debug, Clone)]
 pub struct CreatePayment {
     pub amount: Money,
-    pub phone: Phone,
+    /// Without one, the customer gives it on the hosted page.
+    pub phone: Option<Phone>,
     pub rail: Option<String>,
     pub merchant_reference: Option<String>,
     pub description: String,
@@ -74,6 +75,8 @@ pub enum NextAction {
     },
     /// The customer received an OTP: send it to `confirm`.
     Otp,
+    /// Send the customer to the hosted page, which asks for their number.
+    Redirect { url: String },
 }
 
 fn fingerprint(request: &CreatePayment) -> String {
@@ -81,7 +84,11 @@ fn fingerprint(request: &CreatePayment) -> String {
         "{}|{}|{}|{}|{}|{}",
         request.amount.amount_minor,
         request.amount.currency,
-        request.phone,
+        request
+            .phone
+            .as_ref()
+            .map(Phone::as_str)
+            .unwrap_or_default(),
         request.rail.as_deref().unwrap_or_default(),
         request.description,
         request.metadata,
@@ -103,14 +110,18 @@ fn no_fee() -> FeeSchedule {
 }
 
 impl Payments {
+    /// Records a payment. With a phone number the push goes out at once;
+    /// without, it waits in `requires_action` for the hosted page, whose URL
+    /// `hosted_url` makes from the payment's id.
     pub async fn create_payment(
         &self,
         tenant: Tenant,
         request: CreatePayment,
+        hosted_url: impl Fn(PaymentId) -> String,
     ) -> Result<CreatePaymentOutcome, PaymentError> {
         let rail = self
             .rails
-            .choose(tenant.mode, request.rail.as_deref(), Some(&request.phone))
+            .choose(tenant.mode, request.rail.as_deref(), request.phone.as_ref())
             .map_err(PaymentError::RailUnavailable)?;
         let capabilities = self
             .rails
@@ -158,17 +169,27 @@ impl Payments {
             })?;
         let now = self.clock.now();
         let expires_at = now.plus_ms(request.expires_in_ms.unwrap_or(self.config.push_expiry_ms));
+        let id = PaymentId::generate();
+        let (status, next_action) = match &request.phone {
+            Some(_) => (PaymentStatus::Pending, None),
+            None => (
+                PaymentStatus::RequiresAction,
+                Some(Self::next_action_json(&NextAction::Redirect {
+                    url: hosted_url(id),
+                })),
+            ),
+        };
         let payment = PaymentRecord {
-            id: PaymentId::generate(),
+            id,
             merchant_id: tenant.merchant_id,
             mode: tenant.mode,
-            status: PaymentStatus::Pending,
+            status,
             amount: request.amount,
             fee_minor: fees.fee.amount_minor,
             fee_payer: fees.payer,
             customer_total_minor: fees.expected_total.amount_minor,
             merchant_net_minor: fees.merchant_net.amount_minor,
-            customer_phone: Some(request.phone.to_string()),
+            customer_phone: request.phone.as_ref().map(ToString::to_string),
             rail: Some(rail.to_owned()),
             rail_transaction_id: None,
             merchant_reference: request.merchant_reference.clone(),
@@ -176,7 +197,7 @@ impl Payments {
             description: request.description.clone(),
             metadata: request.metadata.clone(),
             redirect_url: request.redirect_url.clone(),
-            next_action: None,
+            next_action,
             fields: "{}".to_owned(),
             failure_code: None,
             failure_message: None,
@@ -186,10 +207,10 @@ impl Payments {
             updated_at: now,
             completed_at: None,
         };
-        let jobs = [
-            NewJob::new(START_JOB, payment.id, now),
-            NewJob::new(EXPIRE_JOB, payment.id, expires_at),
-        ];
+        let mut jobs = vec![NewJob::new(EXPIRE_JOB, payment.id, expires_at)];
+        if payment.status == PaymentStatus::Pending {
+            jobs.push(NewJob::new(START_JOB, payment.id, now));
+        }
         let outcome = self.store.create_payment(&payment, &jobs).await?;
         if matches!(outcome, CreatePaymentOutcome::Created(_)) {
             self.wake.notify_one();
@@ -240,6 +261,54 @@ impl Payments {
             }
             UpdateOutcome::Stale => Err(PaymentError::WrongState(self.current_status(id).await?)),
             UpdateOutcome::Refused(error) => unreachable!("confirming posts no transfer: {error}"),
+        }
+    }
+
+    /// The customer gave their number on the hosted page: send the push.
+    pub async fn provide_phone(
+        &self,
+        id: PaymentId,
+        phone: &Phone,
+    ) -> Result<PaymentRecord, PaymentError> {
+        let payment = self
+            .store
+            .find_payment(id)
+            .await?
+            .ok_or(PaymentError::NotFound)?;
+        let is_redirect = payment
+            .next_action
+            .as_deref()
+            .is_some_and(|action| action.contains("\"redirect\""));
+        if payment.status != PaymentStatus::RequiresAction || !is_redirect {
+            return Err(PaymentError::WrongState(payment.status));
+        }
+        if phone.country.currency != payment.amount.currency {
+            return Err(PaymentError::Invalid {
+                param: "phone",
+                message: format!(
+                    "a {} number cannot pay in {}",
+                    phone.country.code, payment.amount.currency
+                ),
+            });
+        }
+        let now = self.clock.now();
+        let update = PaymentUpdate {
+            next_action: Some(None),
+            customer_phone: Some(phone.to_string()),
+            ..PaymentUpdate::default()
+        };
+        let job = NewJob::new(START_JOB, id, now);
+        match self
+            .store
+            .update_payment(id, PaymentStatus::Pending, &update, &[], &[job], now)
+            .await?
+        {
+            UpdateOutcome::Updated(payment) => {
+                self.wake.notify_one();
+                Ok(*payment)
+            }
+            UpdateOutcome::Stale => Err(PaymentError::WrongState(self.current_status(id).await?)),
+            UpdateOutcome::Refused(error) => Err(PaymentError::Ledger(error)),
         }
     }
 

@@ -49,7 +49,9 @@ pub struct PaymentIn {
     pub amount: i64,
     #[schema(example = "KES")]
     pub currency: String,
-    pub customer: CustomerIn,
+    /// Omit it to let the customer give their number on the hosted page
+    /// (`payment_url`).
+    pub customer: Option<CustomerIn>,
     /// A rail id from `/v1/payment-options`; default: chosen from the number.
     pub rail: Option<String>,
     /// Your reference (an order or invoice number), unique per mode: a
@@ -99,7 +101,10 @@ pub struct PaymentOut {
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub redirect_url: Option<String>,
-    /// When `status` is `requires_action`: `{"type": "otp"}` or
+    /// The hosted payment page, for payments created without a phone
+    /// number or with a `redirect_url`.
+    pub payment_url: Option<String>,
+    /// When `status` is `requires_action`: `{"type": "redirect", "url"}`, `{"type": "otp"}` or
     /// `{"type": "provide_fields", "fields": {…}, "errors": {…}}`.
     #[schema(value_type = Option<Object>)]
     pub next_action: Option<serde_json::Value>,
@@ -114,9 +119,26 @@ pub struct PaymentOut {
     pub completed: Option<Timestamp>,
 }
 
+/// The API's view of a payment, with its hosted page's address when it has one.
+pub(crate) fn payment_out(state: &AppState, payment: PaymentRecord) -> PaymentOut {
+    let payment_url =
+        (payment.customer_phone.is_none() || payment.redirect_url.is_some()).then(|| {
+            crate::hosted::payment_url(
+                &state.payments.config.callback_base_url,
+                &state.master_key,
+                payment.id,
+            )
+        });
+    PaymentOut {
+        payment_url,
+        ..PaymentOut::from(payment)
+    }
+}
+
 impl From<PaymentRecord> for PaymentOut {
     fn from(payment: PaymentRecord) -> Self {
         Self {
+            payment_url: None,
             id: payment.id,
             object: "payment",
             livemode: payment.mode.is_live(),
@@ -245,13 +267,20 @@ impl PaymentIn {
                 "`amount` must be a positive number of minor units.",
             ));
         }
-        let phone = Phone::parse(&self.customer.phone).map_err(|error| {
-            ApiError::invalid(
-                "customer.phone",
-                format!("Invalid `customer.phone`: {error}."),
-            )
-        })?;
-        if phone.country.currency != currency && !matches!(currency, Currency::USD | Currency::EUR)
+        let phone = self
+            .customer
+            .map(|customer| {
+                Phone::parse(&customer.phone).map_err(|error| {
+                    ApiError::invalid(
+                        "customer.phone",
+                        format!("Invalid `customer.phone`: {error}."),
+                    )
+                })
+            })
+            .transpose()?;
+        if let Some(phone) = &phone
+            && phone.country.currency != currency
+            && !matches!(currency, Currency::USD | Currency::EUR)
         {
             return Err(ApiError::invalid(
                 "currency",
@@ -321,16 +350,18 @@ pub async fn create_payment(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::write(ScopeFamily::Payments))?;
     let request = input.parse()?;
+    let base_url = state.payments.config.callback_base_url.clone();
+    let hosted = |id| crate::hosted::payment_url(&base_url, &state.master_key, id);
     let outcome = state
         .payments
-        .create_payment(caller.tenant, request)
+        .create_payment(caller.tenant, request, hosted)
         .await?;
     Ok(match outcome {
         CreatePaymentOutcome::Created(payment) => {
-            (StatusCode::CREATED, Json(PaymentOut::from(payment))).into_response()
+            (StatusCode::CREATED, Json(payment_out(&state, payment))).into_response()
         }
         CreatePaymentOutcome::Existing(payment) => {
-            (StatusCode::OK, Json(PaymentOut::from(payment))).into_response()
+            (StatusCode::OK, Json(payment_out(&state, payment))).into_response()
         }
         CreatePaymentOutcome::ReferenceConflict(payment) => {
             return Err(PaymentError::ReferenceConflict(payment.id).into());
@@ -365,7 +396,7 @@ pub async fn get_payment(
         .find(payment_id)
         .await?
         .ok_or_else(|| ApiError::not_found("payment", &id))?;
-    Ok(Json(payment.into()))
+    Ok(Json(payment_out(&state, payment)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -447,7 +478,9 @@ pub async fn list_payments(
         .payments(caller.tenant)
         .list(&filter, &page)
         .await?;
-    Ok(Json(List::from_page(payments, PaymentOut::from)))
+    Ok(Json(List::from_page(payments, |payment| {
+        payment_out(&state, payment)
+    })))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -505,7 +538,7 @@ pub async fn confirm_payment(
             PaymentError::NotFound => ApiError::not_found("payment", &id),
             other => other.into(),
         })?;
-    Ok(Json(payment.into()))
+    Ok(Json(payment_out(&state, payment)))
 }
 
 /// Cancel a payment that is not final yet.
@@ -534,7 +567,7 @@ pub async fn cancel_payment(
             PaymentError::NotFound => ApiError::not_found("payment", &id),
             other => other.into(),
         })?;
-    Ok(Json(payment.into()))
+    Ok(Json(payment_out(&state, payment)))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod conventions;
 mod harness;
+mod hosted;
 mod idempotency;
 mod ledger;
 mod money_core;

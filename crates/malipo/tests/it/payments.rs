@@ -470,7 +470,6 @@ async fn bad_requests_name_the_field() {
             json!({"amount": 100, "currency": "XXX", "customer": {"phone": "+254712345678"}}),
             "currency",
         ),
-        (json!({"amount": 100, "currency": "KES"}), "customer"),
         (
             json!({"amount": 100, "currency": "KES", "customer": {"phone": "+254712345678", "email": "x"}}),
             "customer.email",
