@@ -66,10 +66,15 @@ async fn resolve(state: &AppState, authorization: Option<HeaderValue>) -> Result
         .ok_or_else(|| failed("The Authorization header must be `Bearer <API key>`."))?;
     let token = KeyToken::parse(token.trim())
         .map_err(|_| failed("Invalid API key: it should look like sk_test_<keyid>.<secret>."))?;
-    let key = state
-        .store
-        .find_key_for_auth(token.key_id)
-        .await?
+    let key = match state.keys.get(token.key_id) {
+        Some(key) => Some(key),
+        None => state
+            .store
+            .find_key_for_auth(token.key_id)
+            .await?
+            .inspect(|key| state.keys.put(key.clone())),
+    };
+    let key = key
         .filter(|key| {
             key.secret_hash.matches(&token.secret_hash()) && key.record.mode == token.mode
         })
@@ -84,6 +89,7 @@ async fn resolve(state: &AppState, authorization: Option<HeaderValue>) -> Result
         .is_none_or(|at| now.unix_ms() - at.unix_ms() >= malipo_store::LAST_USED_RESOLUTION_MS);
     if stale {
         // Bookkeeping only: a failure here must not fail the request.
+        state.keys.mark_used(key.record.id, now);
         if let Err(error) = state.store.touch_key(key.record.id, now).await {
             tracing::warn!(key_id = %key.record.id, error = %error, "could not record key use");
         }
@@ -111,5 +117,66 @@ pub async fn authenticate(
             next.run(request).await
         }
         Err(error) => error.into_response(),
+    }
+}
+
+/// Keys looked up in the last moments, so that a busy key costs no database
+/// read per request. A revocation made through this node takes effect at
+/// once (`forget`); one made elsewhere (another node, the CLI) within
+/// [`KEY_CACHE_TTL_MS`].
+#[derive(Clone, Default)]
+pub struct KeyCache {
+    entries: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<ApiKeyId, (malipo_store::AuthKey, std::time::Instant)>,
+        >,
+    >,
+}
+
+pub const KEY_CACHE_TTL_MS: u64 = 2_000;
+const KEY_CACHE_ENTRIES_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, id: ApiKeyId) -> Option<malipo_store::AuthKey> {
+        let entries = self
+            .entries
+            .lock()
+            .expect("the key cache lock is never poisoned");
+        let (key, fetched) = entries.get(&id)?;
+        (fetched.elapsed().as_millis() < u128::from(KEY_CACHE_TTL_MS)).then(|| key.clone())
+    }
+
+    fn put(&self, key: malipo_store::AuthKey) {
+        let mut entries = self
+            .entries
+            .lock()
+            .expect("the key cache lock is never poisoned");
+        if entries.len() >= KEY_CACHE_ENTRIES_MAX {
+            entries.retain(|_, (_, fetched)| {
+                fetched.elapsed().as_millis() < u128::from(KEY_CACHE_TTL_MS)
+            });
+            if entries.len() >= KEY_CACHE_ENTRIES_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key.record.id, (key, std::time::Instant::now()));
+    }
+
+    fn mark_used(&self, id: ApiKeyId, now: malipo_core::Timestamp) {
+        let mut entries = self
+            .entries
+            .lock()
+            .expect("the key cache lock is never poisoned");
+        if let Some((key, _)) = entries.get_mut(&id) {
+            key.record.last_used_at = Some(now);
+        }
+    }
+
+    /// Drops a key (after it is revoked) so the next request reads it afresh.
+    pub fn forget(&self, id: ApiKeyId) {
+        self.entries
+            .lock()
+            .expect("the key cache lock is never poisoned")
+            .remove(&id);
     }
 }

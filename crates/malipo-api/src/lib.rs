@@ -38,6 +38,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub master_key: MasterKey,
     pub payments: malipo_payments::Payments,
+    pub keys: auth::KeyCache,
 }
 
 #[derive(OpenApi)]

@@ -41,6 +41,8 @@ pub enum PaymentError {
     Ledger(malipo_ledger::LedgerError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Write(malipo_store::WriteError),
 }
 
 /// A checked create request.
@@ -211,10 +213,15 @@ impl Payments {
         if payment.status == PaymentStatus::Pending {
             jobs.push(NewJob::new(START_JOB, payment.id, now));
         }
-        let outcome = self.store.create_payment(&payment, &jobs).await?;
+        let payment_id = payment.id;
+        let outcome = self
+            .creates
+            .submit((payment, jobs))
+            .await
+            .map_err(PaymentError::Write)?;
         if matches!(outcome, CreatePaymentOutcome::Created(_)) {
             self.wake.notify_one();
-            tracing::info!(payment_id = %payment.id, rail, amount_minor, "payment created");
+            tracing::info!(%payment_id, rail, amount_minor, "payment created");
         }
         Ok(outcome)
     }

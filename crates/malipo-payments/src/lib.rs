@@ -18,7 +18,7 @@ pub use rails::Rails;
 use std::sync::Arc;
 
 use malipo_core::Clock;
-use malipo_store::Store;
+use malipo_store::{Batcher, CreatePaymentOutcome, NewJob, PaymentRecord, Store};
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
@@ -50,16 +50,34 @@ pub struct Payments {
     pub config: PaymentsConfig,
     /// Wakes the worker when a job is queued in this process.
     pub wake: Arc<Notify>,
+    /// Group commit for payment creation: concurrent creates share commits.
+    creates: Batcher<(PaymentRecord, Vec<NewJob>), CreatePaymentOutcome>,
 }
 
+/// Payments one commit may carry, and how many may queue for it.
+const CREATE_BATCH_MAX: usize = 1_024;
+const CREATE_QUEUE_MAX: usize = 8_192;
+
 impl Payments {
+    /// Must be called within a Tokio runtime: it starts the create writer.
     pub fn new(store: Store, clock: Arc<dyn Clock>, rails: Rails, config: PaymentsConfig) -> Self {
+        let writer_store = store.clone();
+        let creates = Batcher::spawn(
+            "payments",
+            CREATE_BATCH_MAX,
+            CREATE_QUEUE_MAX,
+            move |payments| {
+                let store = writer_store.clone();
+                async move { store.create_payments(payments).await }
+            },
+        );
         Self {
             store,
             clock,
             rails,
             config,
             wake: Arc::new(Notify::new()),
+            creates,
         }
     }
 }

@@ -78,7 +78,7 @@ impl Store {
         .bind(now.unix_ms())
         .bind(id.to_string())
         .bind(now.unix_ms() - LAST_USED_RESOLUTION_MS)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

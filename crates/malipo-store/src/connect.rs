@@ -39,7 +39,12 @@ impl Default for ConnectOptions {
 /// The database. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, writes too).
     pub(crate) pool: AnyPool,
+    /// Writes. On SQLite one connection: writers queue here, in order and
+    /// without polling, instead of in SQLite's busy handler, whose sleeps
+    /// (up to 100 ms each) make the latency tail long under load.
+    pub(crate) writes: AnyPool,
     backend: Backend,
 }
 
@@ -53,31 +58,43 @@ impl Store {
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Self, StoreError> {
         install_default_drivers();
         let (backend, url) = normalize_url(url)?;
-        let pool_options = AnyPoolOptions::new()
-            .max_connections(options.max_connections)
-            .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms));
-        let pool = match backend {
-            Backend::Sqlite => {
-                pool_options
-                    .after_connect(|connection, _meta| {
-                        Box::pin(async move {
-                            connection
-                                .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                                    "PRAGMA journal_mode = WAL; \
+        let pool_options = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_millis(options.acquire_timeout_ms))
+        };
+        let sqlite_pool = |connections: u32| {
+            pool_options(connections)
+                .after_connect(|connection, _meta| {
+                    Box::pin(async move {
+                        connection
+                            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                                "PRAGMA journal_mode = WAL; \
                                      PRAGMA synchronous = FULL; \
                                      PRAGMA foreign_keys = ON; \
                                      PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
-                                ))))
-                                .await?;
-                            Ok(())
-                        })
+                            ))))
+                            .await?;
+                        Ok(())
                     })
-                    .connect(&url)
-                    .await?
-            }
-            Backend::Postgres => pool_options.connect(&url).await?,
+                })
+                .connect(&url)
         };
-        Ok(Self { pool, backend })
+        let (pool, writes) = match backend {
+            Backend::Sqlite => {
+                let writes = sqlite_pool(1).await?;
+                (sqlite_pool(options.max_connections).await?, writes)
+            }
+            Backend::Postgres => {
+                let pool = pool_options(options.max_connections).connect(&url).await?;
+                (pool.clone(), pool)
+            }
+        };
+        Ok(Self {
+            pool,
+            writes,
+            backend,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -97,6 +114,7 @@ impl Store {
 
     /// Waits for connections in use to be returned, then closes them all.
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
@@ -106,8 +124,8 @@ impl Store {
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         let transaction = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writes.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writes.begin().await?,
         };
         Ok(transaction)
     }

@@ -53,7 +53,7 @@ impl Store {
         )
         .bind(cutoff.unix_ms())
         .bind(i64::from(batch_max))
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?
         .rows_affected();
         Ok(deleted)
@@ -82,7 +82,7 @@ impl IdempotencyRecords<'_> {
         .bind(request_hash)
         .bind(now.unix_ms())
         .bind(now.unix_ms() + lease_ms)
-        .execute(&self.store.pool)
+        .execute(&self.store.writes)
         .await?
         .rows_affected();
         if inserted == 1 {
@@ -137,7 +137,7 @@ impl IdempotencyRecords<'_> {
         .bind(self.tenant.mode.as_str())
         .bind(key)
         .bind(locked_until_ms)
-        .execute(&self.store.pool)
+        .execute(&self.store.writes)
         .await?
         .rows_affected();
         Ok(if taken_over == 1 {
@@ -160,7 +160,7 @@ impl IdempotencyRecords<'_> {
         .bind(self.tenant.merchant_id.to_string())
         .bind(self.tenant.mode.as_str())
         .bind(key)
-        .execute(&self.store.pool)
+        .execute(&self.store.writes)
         .await?;
         Ok(())
     }
@@ -174,7 +174,7 @@ impl IdempotencyRecords<'_> {
         .bind(self.tenant.merchant_id.to_string())
         .bind(self.tenant.mode.as_str())
         .bind(key)
-        .execute(&self.store.pool)
+        .execute(&self.store.writes)
         .await?;
         Ok(())
     }

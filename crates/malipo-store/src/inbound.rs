@@ -117,7 +117,7 @@ impl Store {
         .bind(reason.map(str::to_owned))
         .bind(now.unix_ms())
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

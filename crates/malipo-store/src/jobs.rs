@@ -115,7 +115,7 @@ impl Store {
             .bind(i64::from(limit))
             .push(skip_locked)
             .push(") RETURNING id, kind, subject_id, payload, run_at_ms, attempts, last_error");
-        let rows = sql.query().fetch_all(&self.pool).await?;
+        let rows = sql.query().fetch_all(&self.writes).await?;
         let mut jobs = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         jobs.sort_by_key(|job| job.run_at);
         Ok(jobs)
@@ -125,7 +125,7 @@ impl Store {
     pub async fn finish_job(&self, id: JobId) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await?;
         Ok(())
     }
@@ -143,7 +143,7 @@ impl Store {
         .bind(run_at.unix_ms())
         .bind(error)
         .bind(id.to_string())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await?;
         Ok(())
     }

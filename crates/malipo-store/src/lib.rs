@@ -10,6 +10,7 @@
 
 mod api_keys;
 mod audit;
+mod batcher;
 mod check;
 mod connect;
 mod error;
@@ -28,6 +29,7 @@ mod sql;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
 pub use audit::{AuditEventRecord, AuditVerification, NewAuditEvent, TenantAudit};
+pub use batcher::{Batcher, WriteError};
 pub use check::LedgerReport;
 pub use connect::{Backend, ConnectOptions, Store};
 pub use error::StoreError;
@@ -40,7 +42,7 @@ pub use ledger::{
     AccountRecord, CurrencyBalance, PostResult, PostedTransfer, TenantLedger, TransferFilter,
     TransferRecord, TransferState,
 };
-pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter, WriteError};
+pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter};
 pub use merchants::{MerchantRecord, Merchants};
 pub use payments::{
     CreatePaymentOutcome, PaymentFilter, PaymentRecord, PaymentUpdate, TenantPayments,

@@ -48,7 +48,7 @@ pub(crate) async fn run(store: &Store) -> Result<Vec<&'static str>, StoreError> 
         "CREATE TABLE IF NOT EXISTS schema_migrations (\
              version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",
     )
-    .execute(&store.pool)
+    .execute(&store.writes)
     .await?;
     let mut applied = Vec::new();
     for migration in MIGRATIONS {

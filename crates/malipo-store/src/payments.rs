@@ -11,7 +11,9 @@ use sqlx::any::AnyRow;
 
 use crate::jobs::{NewJob, enqueue_in};
 use crate::ledger::post_transfers_in;
-use crate::sql::Sql;
+use std::collections::HashSet;
+
+use crate::sql::{PLACEHOLDERS_MAX, Sql, Value};
 use crate::{Page, PageRequest, Store, StoreError, Tenant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,40 @@ const COLUMNS: &str = "id, merchant_id, mode, status, amount_minor, currency, fe
      request_fingerprint, description, metadata, redirect_url, next_action, fields, failure_code, failure_message, \
      refunded_minor, expires_at_ms, created_at_ms, updated_at_ms, completed_at_ms";
 
+const PAYMENT_COLUMNS_COUNT: usize = 27;
+
+fn payment_values(payment: &PaymentRecord) -> [Value; PAYMENT_COLUMNS_COUNT] {
+    [
+        Value::from(payment.id.to_string()),
+        Value::from(payment.merchant_id.to_string()),
+        Value::from(payment.mode.as_str()),
+        Value::from(payment.status.as_str()),
+        Value::from(payment.amount.amount_minor),
+        Value::from(payment.amount.currency.code()),
+        Value::from(payment.fee_minor),
+        Value::from(payment.fee_payer.as_str()),
+        Value::from(payment.customer_total_minor),
+        Value::from(payment.merchant_net_minor),
+        Value::from(payment.customer_phone.clone()),
+        Value::from(payment.rail.clone()),
+        Value::from(payment.rail_transaction_id.clone()),
+        Value::from(payment.merchant_reference.clone()),
+        Value::from(payment.request_fingerprint.clone()),
+        Value::from(payment.description.clone()),
+        Value::from(payment.metadata.clone()),
+        Value::from(payment.redirect_url.clone()),
+        Value::from(payment.next_action.clone()),
+        Value::from(payment.fields.clone()),
+        Value::from(payment.failure_code.clone()),
+        Value::from(payment.failure_message.clone()),
+        Value::from(payment.refunded_minor),
+        Value::from(payment.expires_at.unix_ms()),
+        Value::from(payment.created_at.unix_ms()),
+        Value::from(payment.updated_at.unix_ms()),
+        Value::from(payment.completed_at.map(Timestamp::unix_ms)),
+    ]
+}
+
 fn from_row(row: &AnyRow) -> Result<PaymentRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("payments", column, reason);
     let id: String = row.try_get("id")?;
@@ -153,69 +189,71 @@ impl Store {
         payment: &PaymentRecord,
         jobs: &[NewJob],
     ) -> Result<CreatePaymentOutcome, StoreError> {
+        let mut outcomes = self
+            .create_payments(vec![(payment.clone(), jobs.to_vec())])
+            .await?;
+        Ok(outcomes.pop().expect("one outcome per payment"))
+    }
+
+    /// Inserts many payments and their jobs in one transaction (one commit):
+    /// the write path behind group commit. Each payment whose merchant
+    /// reference is taken gets the payment that holds it instead.
+    pub async fn create_payments(
+        &self,
+        payments: Vec<(PaymentRecord, Vec<NewJob>)>,
+    ) -> Result<Vec<CreatePaymentOutcome>, StoreError> {
+        let Some(now) = payments.iter().map(|(p, _)| p.created_at).max() else {
+            return Ok(Vec::new());
+        };
         let mut transaction = self.begin_write().await?;
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO payments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) \
-             ON CONFLICT (merchant_id, mode, merchant_reference) DO NOTHING"
-        )))
-        .bind(payment.id.to_string())
-        .bind(payment.merchant_id.to_string())
-        .bind(payment.mode.as_str())
-        .bind(payment.status.as_str())
-        .bind(payment.amount.amount_minor)
-        .bind(payment.amount.currency.code())
-        .bind(payment.fee_minor)
-        .bind(payment.fee_payer.as_str())
-        .bind(payment.customer_total_minor)
-        .bind(payment.merchant_net_minor)
-        .bind(payment.customer_phone.clone())
-        .bind(payment.rail.clone())
-        .bind(payment.rail_transaction_id.clone())
-        .bind(payment.merchant_reference.clone())
-        .bind(payment.request_fingerprint.clone())
-        .bind(payment.description.clone())
-        .bind(payment.metadata.clone())
-        .bind(payment.redirect_url.clone())
-        .bind(payment.next_action.clone())
-        .bind(payment.fields.clone())
-        .bind(payment.failure_code.clone())
-        .bind(payment.failure_message.clone())
-        .bind(payment.refunded_minor)
-        .bind(payment.expires_at.unix_ms())
-        .bind(payment.created_at.unix_ms())
-        .bind(payment.updated_at.unix_ms())
-        .bind(payment.completed_at.map(Timestamp::unix_ms))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            enqueue_in(&mut transaction, self.backend(), jobs, payment.created_at).await?;
-            transaction.commit().await?;
-            return Ok(CreatePaymentOutcome::Created(payment.clone()));
+        let mut inserted: HashSet<String> = HashSet::with_capacity(payments.len());
+        for chunk in payments.chunks(PLACEHOLDERS_MAX / PAYMENT_COLUMNS_COUNT) {
+            let mut sql = Sql::new(
+                self.backend(),
+                &format!("INSERT INTO payments ({COLUMNS}) VALUES "),
+            );
+            sql.bind_rows(chunk.iter().map(|(payment, _)| payment_values(payment)));
+            sql.push(
+                " ON CONFLICT (merchant_id, mode, merchant_reference) DO NOTHING RETURNING id",
+            );
+            for row in sql.query().fetch_all(&mut *transaction).await? {
+                inserted.insert(row.try_get("id")?);
+            }
         }
-        let reference = payment
-            .merchant_reference
-            .clone()
-            .expect("only a merchant reference can conflict");
-        // Read in the same transaction: asking the pool for a second
-        // connection while holding one can starve it under load.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND mode = $2 AND merchant_reference = $3"
-        )))
-        .bind(payment.merchant_id.to_string())
-        .bind(payment.mode.as_str())
-        .bind(reference)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let existing = from_row(&row)?;
-        Ok(
-            if existing.request_fingerprint == payment.request_fingerprint {
-                CreatePaymentOutcome::Existing(existing)
-            } else {
-                CreatePaymentOutcome::ReferenceConflict(existing)
-            },
-        )
+        let mut outcomes = Vec::with_capacity(payments.len());
+        let mut jobs = Vec::new();
+        for (payment, payment_jobs) in payments {
+            if inserted.contains(&payment.id.to_string()) {
+                jobs.extend(payment_jobs);
+                outcomes.push(CreatePaymentOutcome::Created(payment));
+                continue;
+            }
+            // Read in this transaction: asking the pool for a second
+            // connection while holding one can starve it under load.
+            let reference = payment
+                .merchant_reference
+                .clone()
+                .expect("only a merchant reference can conflict");
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND mode = $2 AND merchant_reference = $3"
+            )))
+            .bind(payment.merchant_id.to_string())
+            .bind(payment.mode.as_str())
+            .bind(reference)
+            .fetch_one(&mut *transaction)
+            .await?;
+            let existing = from_row(&row)?;
+            outcomes.push(
+                if existing.request_fingerprint == payment.request_fingerprint {
+                    CreatePaymentOutcome::Existing(existing)
+                } else {
+                    CreatePaymentOutcome::ReferenceConflict(existing)
+                },
+            );
+        }
+        enqueue_in(&mut transaction, self.backend(), &jobs, now).await?;
+        transaction.commit().await?;
+        Ok(outcomes)
     }
 
     /// Moves a payment to `status` if it is in one of the states that may

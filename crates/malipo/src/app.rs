@@ -166,6 +166,7 @@ impl Application {
             clock,
             master_key,
             payments,
+            keys: malipo_api::auth::KeyCache::default(),
         };
         Ok(Self {
             listener,

@@ -230,6 +230,7 @@ pub async fn revoke_api_key(
         .revoke(key_id, &caller.actor(), state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("api_key", &id))?;
+    state.keys.forget(record.id);
     tracing::info!(key_id = %record.id, "api key revoked");
     Ok(Json(record.into()))
 }

@@ -201,6 +201,12 @@ impl From<PaymentError> for ApiError {
             ),
             PaymentError::Ledger(error) => ApiError::internal(&error),
             PaymentError::Store(error) => error.into(),
+            PaymentError::Write(malipo_store::WriteError::Batch(error))
+                if error.is_unavailable() =>
+            {
+                ApiError::unavailable()
+            }
+            PaymentError::Write(error) => ApiError::internal(&error),
         }
     }
 }
