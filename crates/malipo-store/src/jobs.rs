@@ -121,12 +121,13 @@ impl Store {
         Ok(jobs)
     }
 
-    /// The job is done: it leaves the queue.
-    pub async fn finish_job(&self, id: JobId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM jobs WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.writes)
-            .await?;
+    /// The jobs are done: they leave the queue, in one statement.
+    pub async fn finish_jobs(&self, ids: &[JobId]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(crate::sql::PLACEHOLDERS_MAX) {
+            let mut sql = Sql::new(self.backend(), "DELETE FROM jobs WHERE id IN ");
+            sql.bind_list(chunk.iter().map(ToString::to_string));
+            sql.query().execute(&self.writes).await?;
+        }
         Ok(())
     }
 
