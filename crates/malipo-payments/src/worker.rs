@@ -57,11 +57,11 @@ pub async fn run_due_jobs(payments: &Payments) -> Result<usize, malipo_store::St
         .claim_jobs(now, payments.config.job_lease_ms, CLAIM_BATCH_MAX)
         .await?;
     let count = jobs.len();
-    let mut finished = Vec::with_capacity(count);
+    let mut round = Round::default();
     for job in jobs {
-        let result = match run_job(payments, &job).await {
+        let result = match run_job(payments, &job, &mut round).await {
             Ok(()) => {
-                finished.push(job.id);
+                round.finished.push(job.id);
                 Ok(())
             }
             Err(JobFailure::Retry(reason)) => {
@@ -80,10 +80,26 @@ pub async fn run_due_jobs(payments: &Payments) -> Result<usize, malipo_store::St
             tracing::warn!(job_id = %job.id, error = %error, "could not record a job's result");
         }
     }
-    // One statement for the round: a job that ran but was not removed only
+    // One transaction for the round: the rails' acknowledgements and the
+    // removal of the jobs that ran. A job that ran but was not removed only
     // runs again, and every job is idempotent.
-    payments.store.finish_jobs(&finished).await?;
+    payments
+        .store
+        .acknowledge_collections(
+            &round.acknowledgements,
+            &round.finished,
+            payments.clock.now(),
+        )
+        .await?;
     Ok(count)
+}
+
+/// What a round of jobs writes together at its end.
+#[derive(Default)]
+struct Round {
+    /// Payments the rail accepted: its id, and the poll that follows.
+    acknowledgements: Vec<(PaymentId, String, NewJob)>,
+    finished: Vec<malipo_core::JobId>,
 }
 
 enum JobFailure {
@@ -105,9 +121,13 @@ impl From<malipo_store::StoreError> for JobFailure {
     }
 }
 
-async fn run_job(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+async fn run_job(
+    payments: &Payments,
+    job: &JobRecord,
+    round: &mut Round,
+) -> Result<(), JobFailure> {
     match job.kind.as_str() {
-        START_JOB => start_collection(payments, job).await,
+        START_JOB => start_collection(payments, job, round).await,
         POLL_JOB => poll_collection(payments, job).await,
         EXPIRE_JOB => expire_collection(payments, job).await,
         PROCESS_INBOUND_JOB => process_inbound(payments, job).await,
@@ -131,7 +151,11 @@ async fn load_payment(
     Ok(payments.store.find_payment(id).await?)
 }
 
-async fn start_collection(payments: &Payments, job: &JobRecord) -> Result<(), JobFailure> {
+async fn start_collection(
+    payments: &Payments,
+    job: &JobRecord,
+    round: &mut Round,
+) -> Result<(), JobFailure> {
     let Some(payment) = load_payment(payments, job).await? else {
         return Ok(());
     };
@@ -171,10 +195,9 @@ async fn start_collection(payments: &Payments, job: &JobRecord) -> Result<(), Jo
         } => {
             let poll_at = now.plus_ms(rail.capabilities().poll_after_ms);
             let poll = NewJob::new(POLL_JOB, payment.id, poll_at);
-            payments
-                .store
-                .attach_rail_transaction(payment.id, &rail_transaction_id, &[poll], now)
-                .await?;
+            round
+                .acknowledgements
+                .push((payment.id, rail_transaction_id, poll));
         }
         StartOutcome::NeedsOtp => requires_action(payments, &payment, &NextAction::Otp).await?,
         StartOutcome::NeedsFields { fields, errors } => {
@@ -354,6 +377,13 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
                 .await?;
             return Ok(());
         }
+        // The rail may answer before its acknowledgement is recorded: if the
+        // callback names one of ours still waiting for it, try again shortly.
+        if awaits_acknowledgement(payments, report.reference.as_deref()).await?
+            && job.attempts < ACKNOWLEDGEMENT_WAITS_MAX
+        {
+            return Err(JobFailure::Later(now.plus_ms(ACKNOWLEDGEMENT_WAIT_MS)));
+        }
         flag("names an unknown transaction".to_owned(), transaction).await?;
         return Ok(());
     };
@@ -503,4 +533,27 @@ async fn poll_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFail
         }
         _ => Err(JobFailure::Later(next_poll)),
     }
+}
+
+/// How often, and how far apart, a callback that arrived before its
+/// transaction's acknowledgement is tried again.
+const ACKNOWLEDGEMENT_WAITS_MAX: i64 = 20;
+const ACKNOWLEDGEMENT_WAIT_MS: i64 = 250;
+
+async fn awaits_acknowledgement(
+    payments: &Payments,
+    reference: Option<&str>,
+) -> Result<bool, JobFailure> {
+    let Some(reference) = reference else {
+        return Ok(false);
+    };
+    if let Ok(id) = PaymentId::parse(reference) {
+        let payment = payments.store.find_payment(id).await?;
+        return Ok(payment.is_some_and(|p| p.rail_transaction_id.is_none() && !p.status.is_final()));
+    }
+    let payout = payments.store.find_payout(reference).await?;
+    Ok(
+        payout
+            .is_some_and(|p| p.rail_transaction_id.is_none() && p.status == PayoutStatus::Pending),
+    )
 }

@@ -121,16 +121,6 @@ impl Store {
         Ok(jobs)
     }
 
-    /// The jobs are done: they leave the queue, in one statement.
-    pub async fn finish_jobs(&self, ids: &[JobId]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(crate::sql::PLACEHOLDERS_MAX) {
-            let mut sql = Sql::new(self.backend(), "DELETE FROM jobs WHERE id IN ");
-            sql.bind_list(chunk.iter().map(ToString::to_string));
-            sql.query().execute(&self.writes).await?;
-        }
-        Ok(())
-    }
-
     /// The job failed this time: run it again at `run_at`.
     pub async fn retry_job(
         &self,

@@ -328,32 +328,41 @@ impl Store {
         Ok(UpdateOutcome::Updated(Box::new(payment)))
     }
 
-    /// Records the rail's id for a pending payment that has none yet, with
-    /// the jobs that follow (a poll). False if it already had one: the start
-    /// ran twice, and the rail de-duplicated it.
-    pub async fn attach_rail_transaction(
+    /// Records many rails' acknowledgements (each rail's id on its pending
+    /// payment, once, with the poll that follows)
+    /// and removes the jobs that produced them, in one transaction: the
+    /// worker's write for a round of push prompts.
+    pub async fn acknowledge_collections(
         &self,
-        id: PaymentId,
-        rail_transaction_id: &str,
-        jobs: &[NewJob],
+        acknowledgements: &[(PaymentId, String, NewJob)],
+        finished_jobs: &[malipo_core::JobId],
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
-        let attached = sqlx::query(
-            "UPDATE payments SET rail_transaction_id = $1, updated_at_ms = $2 \
-             WHERE id = $3 AND status = 'pending' AND rail_transaction_id IS NULL",
-        )
-        .bind(rail_transaction_id)
-        .bind(now.unix_ms())
-        .bind(id.to_string())
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if attached == 1 {
-            enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
+        let mut follow_ups = Vec::with_capacity(acknowledgements.len());
+        for (id, rail_transaction_id, follow_up) in acknowledgements {
+            let attached = sqlx::query(
+                "UPDATE payments SET rail_transaction_id = $1, updated_at_ms = $2 \
+                 WHERE id = $3 AND status = 'pending' AND rail_transaction_id IS NULL",
+            )
+            .bind(rail_transaction_id.clone())
+            .bind(now.unix_ms())
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+            if attached == 1 {
+                follow_ups.push(follow_up.clone());
+            }
+        }
+        enqueue_in(&mut transaction, self.backend(), &follow_ups, now).await?;
+        for chunk in finished_jobs.chunks(PLACEHOLDERS_MAX) {
+            let mut sql = Sql::new(self.backend(), "DELETE FROM jobs WHERE id IN ");
+            sql.bind_list(chunk.iter().map(ToString::to_string));
+            sql.query().execute(&mut *transaction).await?;
         }
         transaction.commit().await?;
-        Ok(attached == 1)
+        Ok(())
     }
 
     /// For workers: a payment by id, whoever it belongs to.
