@@ -285,7 +285,8 @@ impl Payments {
         let is_redirect = payment
             .next_action
             .as_deref()
-            .is_some_and(|action| action.contains("\"redirect\""));
+            .and_then(|action| serde_json::from_str::<serde_json::Value>(action).ok())
+            .is_some_and(|action| action["type"] == "redirect");
         if payment.status != PaymentStatus::RequiresAction || !is_redirect {
             return Err(PaymentError::WrongState(payment.status));
         }
