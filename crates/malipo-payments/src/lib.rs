@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
 pub struct PaymentsConfig {
-    /// Where rails send callbacks: this server's public address.
-    pub callback_base_url: String,
+    /// This server as rails (callbacks) and customers (hosted pages) reach it.
+    pub public_url: String,
     /// How long a customer has to approve a push prompt.
     pub push_expiry_ms: i64,
     /// How long a worker holds a job before another may take it over.
@@ -34,7 +34,7 @@ pub struct PaymentsConfig {
 impl Default for PaymentsConfig {
     fn default() -> Self {
         Self {
-            callback_base_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
             push_expiry_ms: 90_000,
             job_lease_ms: 30_000,
         }

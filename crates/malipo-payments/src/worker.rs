@@ -178,7 +178,7 @@ async fn start_collection(
         description: payment.description.clone(),
         fields: serde_json::from_str(&payment.fields).unwrap_or_default(),
         otp,
-        callback_url: format!("{}/v1/inbound/{rail_id}", payments.config.callback_base_url),
+        callback_url: format!("{}/v1/inbound/{rail_id}", payments.config.public_url),
     };
     let outcome = match rail.start_collection(&request).await {
         Ok(outcome) => outcome,
@@ -467,10 +467,7 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
         amount: payout.amount,
         destination,
         description: payout.description.clone(),
-        callback_url: format!(
-            "{}/v1/inbound/{}",
-            payments.config.callback_base_url, payout.rail
-        ),
+        callback_url: format!("{}/v1/inbound/{}", payments.config.public_url, payout.rail),
     };
     let now = payments.clock.now();
     let failure = match rail.start_payout(&request).await {

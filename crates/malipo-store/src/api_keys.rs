@@ -2,6 +2,7 @@ use malipo_core::{ApiKeyId, MerchantId, Mode, Scopes, SecretHash, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::sql::Sql;
 use crate::{NewAuditEvent, Page, PageRequest, Store, StoreError, Tenant};
 
 /// A key to insert. Holds the hash of the secret, never the secret.
@@ -145,23 +146,19 @@ impl ApiKeys<'_> {
 
     /// Newest first.
     pub async fn list(&self, page: &PageRequest) -> Result<Page<ApiKeyRecord>, StoreError> {
-        let after = if page.starting_after.is_some() {
-            "AND id < $4"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM api_keys WHERE merchant_id = $1 AND mode = $2 {after} \
-             ORDER BY id DESC LIMIT $3"
+        let mut sql = Sql::new(
+            self.store.backend(),
+            &format!("SELECT {COLUMNS} FROM api_keys WHERE merchant_id = "),
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(self.tenant.merchant_id.to_string())
-            .bind(self.tenant.mode.as_str())
-            .bind(i64::from(page.limit) + 1);
-        if let Some(starting_after) = &page.starting_after {
-            query = query.bind(starting_after.clone());
+        sql.bind(self.tenant.merchant_id.to_string())
+            .push(" AND mode = ")
+            .bind(self.tenant.mode.as_str());
+        if let Some(after) = &page.starting_after {
+            sql.push(" AND id < ").bind(after.clone());
         }
-        let rows = query.fetch_all(&self.store.pool).await?;
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(page.limit) + 1);
+        let rows = sql.query().fetch_all(&self.store.pool).await?;
         let records = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(records, page.limit))
     }

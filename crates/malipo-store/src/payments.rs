@@ -182,19 +182,6 @@ fn from_row(row: &AnyRow) -> Result<PaymentRecord, StoreError> {
 }
 
 impl Store {
-    /// Inserts the payment and its first jobs in one transaction, unless
-    /// the merchant reference is taken.
-    pub async fn create_payment(
-        &self,
-        payment: &PaymentRecord,
-        jobs: &[NewJob],
-    ) -> Result<CreatePaymentOutcome, StoreError> {
-        let mut outcomes = self
-            .create_payments(vec![(payment.clone(), jobs.to_vec())])
-            .await?;
-        Ok(outcomes.pop().expect("one outcome per payment"))
-    }
-
     /// Inserts many payments and their jobs in one transaction (one commit):
     /// the write path behind group commit. Each payment whose merchant
     /// reference is taken gets the payment that holds it instead.

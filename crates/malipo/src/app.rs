@@ -157,7 +157,7 @@ impl Application {
         });
         let rails = Rails::default().with(Arc::new(simulator));
         let payments_config = PaymentsConfig {
-            callback_base_url: public_url.trim_end_matches('/').to_owned(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
             ..PaymentsConfig::default()
         };
         let payments = Payments::new(store.clone(), clock.clone(), rails, payments_config);

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use malipo_core::{Clock, Currency, MerchantId, Mode, Money, SystemClock};
+use malipo_core::{Clock, Currency, Mode, Money, SystemClock};
 use malipo_ledger::{AccountKind, AccountSpec, NewEntry, NewTransfer};
 use malipo_store::{ConnectOptions, LedgerWriter, Store};
 
@@ -181,6 +181,5 @@ async fn prepare_accounts(
         specs.push(spec);
     }
     let ids = store.ensure_accounts(&specs, clock.now()).await?;
-    let _: MerchantId = merchant.id;
     Ok((ids[0], ids[1..].to_vec()))
 }

@@ -124,7 +124,7 @@ pub(crate) fn payment_out(state: &AppState, payment: PaymentRecord) -> PaymentOu
     let payment_url =
         (payment.customer_phone.is_none() || payment.redirect_url.is_some()).then(|| {
             crate::hosted::payment_url(
-                &state.payments.config.callback_base_url,
+                &state.payments.config.public_url,
                 &state.master_key,
                 payment.id,
             )
@@ -356,7 +356,7 @@ pub async fn create_payment(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::write(ScopeFamily::Payments))?;
     let request = input.parse()?;
-    let base_url = state.payments.config.callback_base_url.clone();
+    let base_url = state.payments.config.public_url.clone();
     let hosted = |id| crate::hosted::payment_url(&base_url, &state.master_key, id);
     let outcome = state
         .payments
