@@ -16,41 +16,68 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.trim_start().starts_with("application/json"));
-        if !is_json {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                "Send the body as JSON with `Content-Type: application/json`.",
-            ));
-        }
+        let is_json = is_json(&request);
         let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES)
             .await
             .map_err(|_| payload_too_large())?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-            let path = error.path().to_string();
-            let inner = error.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::new(
-                    ErrorCode::InvalidJson,
-                    format!("The body is not valid JSON: {inner}."),
-                )
-            } else {
-                field_error(&path, &inner.to_string())
-            }
-        })?;
-        deserializer.end().map_err(|e| {
+        parse_json(is_json, &bytes).map(ApiJson)
+    }
+}
+
+/// A JSON body that may be left out entirely (then `T::default()`), for
+/// actions whose parameters are all optional.
+pub struct OptionalApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = is_json(&request);
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES)
+            .await
+            .map_err(|_| payload_too_large())?;
+        if bytes.is_empty() {
+            return Ok(OptionalApiJson(T::default()));
+        }
+        parse_json(is_json, &bytes).map(OptionalApiJson)
+    }
+}
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("application/json"))
+}
+
+fn parse_json<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, ApiError> {
+    if !is_json {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
             ApiError::new(
                 ErrorCode::InvalidJson,
-                format!("The body is not valid JSON: {e}."),
+                format!("The body is not valid JSON: {inner}."),
             )
-        })?;
-        Ok(ApiJson(value))
-    }
+        } else {
+            field_error(&path, &inner.to_string())
+        }
+    })?;
+    deserializer.end().map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("The body is not valid JSON: {e}."),
+        )
+    })?;
+    Ok(value)
 }
 
 /// Query parameters, with the same naming of fields as [`ApiJson`].

@@ -15,39 +15,20 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use hmac::{Hmac, Mac};
-use malipo_core::{MasterKey, Money, PaymentId, PaymentStatus, Phone};
+use malipo_core::{Money, PaymentId, PaymentStatus, Phone};
+use malipo_payments::objects::Views;
 use malipo_payments::{ConfirmPayment, PaymentError};
 use malipo_store::PaymentRecord;
-use sha2::Sha256;
 
 use crate::AppState;
 
 /// After the payment expires, its page still shows the outcome this long.
 const LINK_GRACE_MS: i64 = 15 * 60 * 1_000;
-const MAC_HEX_CHARS: usize = 32;
 
-fn mac_hex(master_key: &MasterKey, id: PaymentId) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&master_key.derive("hosted payment pages"))
-        .expect("any key length works");
-    mac.update(id.to_string().as_bytes());
-    let digest = mac.finalize().into_bytes();
-    digest
-        .iter()
-        .take(MAC_HEX_CHARS / 2)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The page's address for a payment.
-pub fn payment_url(base_url: &str, master_key: &MasterKey, id: PaymentId) -> String {
-    format!("{base_url}/pay/{id}.{}", mac_hex(master_key, id))
-}
-
-fn verify_token(master_key: &MasterKey, token: &str) -> Option<PaymentId> {
+fn verify_token(views: &Views, token: &str) -> Option<PaymentId> {
     let (id, mac) = token.split_once('.')?;
     let id = PaymentId::parse(id).ok()?;
-    let expected = mac_hex(master_key, id);
+    let expected = views.hosted_mac(id);
     let equal: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes()).into();
     equal.then_some(id)
 }
@@ -89,7 +70,7 @@ fn not_found() -> Response {
 }
 
 async fn load(state: &AppState, token: &str) -> Option<PaymentRecord> {
-    let id = verify_token(&state.master_key, token)?;
+    let id = verify_token(&state.payments.views, token)?;
     let payment = state.store.find_payment(id).await.ok()??;
     let usable_until = payment.expires_at.plus_ms(LINK_GRACE_MS);
     (state.clock.now() <= usable_until).then_some(payment)

@@ -39,6 +39,10 @@ pub struct AppState {
     pub master_key: MasterKey,
     pub payments: malipo_payments::Payments,
     pub keys: auth::KeyCache,
+    pub webhooks: malipo_webhooks::Webhooks,
+    /// Turns true when the server begins to shut down: endless responses
+    /// (the event stream) end then, so graceful shutdown can finish.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(OpenApi)]
@@ -55,6 +59,8 @@ pub struct AppState {
         (name = "payments", description = "Collections: a push prompt to the customer's wallet."),
         (name = "payouts", description = "Money out to wallets and bank accounts."),
         (name = "refunds", description = "Refunds of payments, back to the customer's wallet."),
+        (name = "events", description = "What happened: every state change, with the object as it was."),
+        (name = "webhooks", description = "Endpoints that receive events, signed, with retries for three days."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
         (name = "fees", description = "Fee schedules and fee quotes."),
@@ -87,12 +93,14 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::api_keys::router())
         .merge(v1::audit_events::router())
         .merge(v1::balances::router())
+        .merge(v1::events::router())
         .merge(v1::fees::router())
         .merge(v1::fx_rates::router())
         .merge(v1::ledger::router())
         .merge(v1::payment_options::router())
         .merge(v1::payments::router())
         .merge(v1::payouts::router())
+        .merge(v1::webhook_endpoints::router())
 }
 
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {

@@ -184,6 +184,22 @@ prefixed_id!(
     /// A callback received from a rail, kept as it arrived.
     InboundId, "inb"
 );
+prefixed_id!(
+    /// Something that happened to a merchant's object (`payment.succeeded`).
+    EventId, "evt"
+);
+prefixed_id!(
+    /// A merchant's URL that receives events.
+    WebhookEndpointId, "we"
+);
+prefixed_id!(
+    /// One signing secret of a webhook endpoint (not shown to merchants).
+    WebhookSecretId, "whs"
+);
+prefixed_id!(
+    /// One HTTP attempt to deliver an event, in the delivery log.
+    WebhookAttemptId, "wha"
+);
 
 #[cfg(test)]
 mod tests {

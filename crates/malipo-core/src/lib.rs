@@ -23,8 +23,9 @@ pub use direction::Direction;
 pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
-    AccountId, ApiKeyId, AuditEventId, FeeScheduleId, FxRateId, IdParseError, InboundId, JobId,
-    MerchantId, PaymentId, PayoutId, RefundId, RequestId, TransferId,
+    AccountId, ApiKeyId, AuditEventId, EventId, FeeScheduleId, FxRateId, IdParseError, InboundId,
+    JobId, MerchantId, PaymentId, PayoutId, RefundId, RequestId, TransferId, WebhookAttemptId,
+    WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -259,7 +259,15 @@ impl Payments {
         };
         match self
             .store
-            .update_payment(id, PaymentStatus::Pending, &update, &[], &[job], now)
+            .update_payment(
+                self.views.as_ref(),
+                id,
+                PaymentStatus::Pending,
+                &update,
+                &[],
+                &[job],
+                now,
+            )
             .await?
         {
             UpdateOutcome::Updated(payment) => {
@@ -308,7 +316,15 @@ impl Payments {
         let job = NewJob::new(START_JOB, id, now);
         match self
             .store
-            .update_payment(id, PaymentStatus::Pending, &update, &[], &[job], now)
+            .update_payment(
+                self.views.as_ref(),
+                id,
+                PaymentStatus::Pending,
+                &update,
+                &[],
+                &[job],
+                now,
+            )
             .await?
         {
             UpdateOutcome::Updated(payment) => {
@@ -339,6 +355,7 @@ impl Payments {
         match self
             .store
             .update_payment(
+                self.views.as_ref(),
                 payment.id,
                 PaymentStatus::Cancelled,
                 &update,
@@ -392,7 +409,15 @@ impl Payments {
         };
         match self
             .store
-            .update_payment(payment.id, next, &update, &transfers, &[], now)
+            .update_payment(
+                self.views.as_ref(),
+                payment.id,
+                next,
+                &update,
+                &transfers,
+                &[],
+                now,
+            )
             .await?
         {
             UpdateOutcome::Updated(updated) => {

@@ -7,6 +7,7 @@
 //! same worker.
 
 mod collections;
+pub mod objects;
 mod payouts;
 mod rails;
 pub mod worker;
@@ -17,7 +18,7 @@ pub use rails::Rails;
 
 use std::sync::Arc;
 
-use malipo_core::Clock;
+use malipo_core::{Clock, MasterKey};
 use malipo_store::{Batcher, CreatePaymentOutcome, NewJob, PaymentRecord, Store};
 use tokio::sync::Notify;
 
@@ -48,6 +49,8 @@ pub struct Payments {
     pub clock: Arc<dyn Clock>,
     pub rails: Rails,
     pub config: PaymentsConfig,
+    /// Renders objects for responses and for the events that keep them.
+    pub views: Arc<objects::Views>,
     /// Wakes the worker when a job is queued in this process.
     pub wake: Arc<Notify>,
     /// Group commit for payment creation: concurrent creates share commits.
@@ -60,15 +63,24 @@ const CREATE_QUEUE_MAX: usize = 8_192;
 
 impl Payments {
     /// Must be called within a Tokio runtime: it starts the create writer.
-    pub fn new(store: Store, clock: Arc<dyn Clock>, rails: Rails, config: PaymentsConfig) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        rails: Rails,
+        config: PaymentsConfig,
+        master_key: &MasterKey,
+    ) -> Self {
+        let views = Arc::new(objects::Views::new(&config.public_url, master_key));
         let writer_store = store.clone();
+        let writer_views = views.clone();
         let creates = Batcher::spawn(
             "payments",
             CREATE_BATCH_MAX,
             CREATE_QUEUE_MAX,
             move |payments| {
                 let store = writer_store.clone();
-                async move { store.create_payments(payments).await }
+                let views = writer_views.clone();
+                async move { store.create_payments(payments, views.as_ref()).await }
             },
         );
         Self {
@@ -76,6 +88,7 @@ impl Payments {
             clock,
             rails,
             config,
+            views,
             wake: Arc::new(Notify::new()),
             creates,
         }

@@ -272,7 +272,10 @@ impl Payments {
             &outgoing.id,
             outgoing.created_at,
         )];
-        let outcome = self.store.create_payout(&outgoing, &hold, &jobs).await?;
+        let outcome = self
+            .store
+            .create_payout(&outgoing, &hold, &jobs, self.views.as_ref())
+            .await?;
         if matches!(outcome, CreatePayoutOutcome::Created(_)) {
             self.wake.notify_one();
             tracing::info!(id = %outgoing.id, kind = outgoing.kind.as_str(), amount_minor = outgoing.amount.amount_minor, "money out requested");
@@ -295,7 +298,7 @@ impl Payments {
         };
         Ok(self
             .store
-            .complete_payout(&payout.id, failure, self.clock.now())
+            .complete_payout(&payout.id, failure, self.clock.now(), self.views.as_ref())
             .await?)
     }
 }

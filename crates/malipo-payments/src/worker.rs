@@ -212,7 +212,15 @@ async fn start_collection(
             let update = Payments::failure_update(failure, &message);
             payments
                 .store
-                .update_payment(payment.id, PaymentStatus::Failed, &update, &[], &[], now)
+                .update_payment(
+                    payments.views.as_ref(),
+                    payment.id,
+                    PaymentStatus::Failed,
+                    &update,
+                    &[],
+                    &[],
+                    now,
+                )
                 .await?;
         }
     }
@@ -232,6 +240,7 @@ async fn requires_action(
     payments
         .store
         .update_payment(
+            payments.views.as_ref(),
             payment.id,
             PaymentStatus::RequiresAction,
             &update,
@@ -300,7 +309,15 @@ async fn expire_collection(payments: &Payments, job: &JobRecord) -> Result<(), J
     );
     payments
         .store
-        .update_payment(payment.id, PaymentStatus::Expired, &update, &[], &[], now)
+        .update_payment(
+            payments.views.as_ref(),
+            payment.id,
+            PaymentStatus::Expired,
+            &update,
+            &[],
+            &[],
+            now,
+        )
         .await?;
     Ok(())
 }
@@ -498,7 +515,7 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
     };
     payments
         .store
-        .complete_payout(&payout.id, Some(failure), now)
+        .complete_payout(&payout.id, Some(failure), now, payments.views.as_ref())
         .await?;
     Ok(())
 }

@@ -223,3 +223,10 @@ pub trait Rail: Send + Sync + 'static {
     /// The registered name of a wallet's holder, to confirm before a payout.
     async fn lookup_account_name(&self, phone: &str) -> Result<String, RailError>;
 }
+
+/// Installs ring as the process's one TLS crypto provider, which every
+/// HTTP client needs before it is built (the build has no OpenSSL, aws-lc or
+/// cmake). Calling it again does nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

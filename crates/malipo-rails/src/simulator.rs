@@ -229,8 +229,8 @@ impl Simulator {
             amount_max_minor: 1_000_000_000_000,
             poll_after_ms: config.poll_after_ms,
         };
-        // Building only fails when a TLS backend cannot start; this client has
-        // none (callbacks are plain http), so the default is an equal fallback.
+        // reqwest needs the process's TLS provider even for plain http.
+        crate::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(CALLBACK_TIMEOUT)
             .build()

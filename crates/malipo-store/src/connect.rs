@@ -1,4 +1,7 @@
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -46,6 +49,9 @@ pub struct Store {
     /// (up to 100 ms each) make the latency tail long under load.
     pub(crate) writes: AnyPool,
     backend: Backend,
+    /// Told after a commit that queued webhook deliveries, so this node's
+    /// delivery worker starts at once instead of at its next poll.
+    pub(crate) deliveries_queued: Arc<Notify>,
 }
 
 /// SQLite waits this long for a lock before reporting the database busy.
@@ -94,11 +100,18 @@ impl Store {
             pool,
             writes,
             backend,
+            deliveries_queued: Arc::new(Notify::new()),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Resolves when this process has queued webhook deliveries since the
+    /// last call (other nodes' deliveries are found by polling).
+    pub async fn deliveries_queued(&self) {
+        self.deliveries_queued.notified().await;
     }
 
     /// Runs the schema migrations that have not run yet.

@@ -14,6 +14,7 @@ mod batcher;
 mod check;
 mod connect;
 mod error;
+mod events;
 mod fees;
 mod fx;
 mod idempotency;
@@ -26,6 +27,7 @@ mod migrations;
 mod payments;
 mod payouts;
 mod sql;
+mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
 pub use audit::{AuditEventRecord, AuditVerification, NewAuditEvent, TenantAudit};
@@ -33,6 +35,7 @@ pub use batcher::{Batcher, WriteError};
 pub use check::LedgerReport;
 pub use connect::{Backend, ConnectOptions, Store};
 pub use error::StoreError;
+pub use events::{EventFilter, EventRecord, NewEvent, ObjectViews, TenantEvents};
 pub use fees::{FeeContext, FeeLevel, FeeScheduleRecord, FeeTarget};
 pub use fx::FxRateRecord;
 pub use idempotency::{Claim, IdempotencyRecords, StoredResponse};
@@ -50,6 +53,10 @@ pub use payments::{
 };
 pub use payouts::{
     CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus, TenantPayouts,
+};
+pub use webhooks::{
+    AttemptOutcome, AttemptsOf, DeliveryClaim, DeliveryTarget, EndpointUpdate, TenantWebhooks,
+    WebhookAttemptRecord, WebhookEndpointRecord,
 };
 
 use malipo_core::{MerchantId, Mode};

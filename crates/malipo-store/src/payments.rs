@@ -9,6 +9,7 @@ use malipo_ledger::{LedgerError, NewTransfer};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::events::{NewEvent, ObjectViews, record_events_in};
 use crate::jobs::{NewJob, enqueue_in};
 use crate::ledger::post_transfers_in;
 use std::collections::HashSet;
@@ -188,6 +189,7 @@ impl Store {
     pub async fn create_payments(
         &self,
         payments: Vec<(PaymentRecord, Vec<NewJob>)>,
+        views: &dyn ObjectViews,
     ) -> Result<Vec<CreatePaymentOutcome>, StoreError> {
         let Some(now) = payments.iter().map(|(p, _)| p.created_at).max() else {
             return Ok(Vec::new());
@@ -209,9 +211,11 @@ impl Store {
         }
         let mut outcomes = Vec::with_capacity(payments.len());
         let mut jobs = Vec::new();
+        let mut events = Vec::with_capacity(inserted.len());
         for (payment, payment_jobs) in payments {
             if inserted.contains(&payment.id.to_string()) {
                 jobs.extend(payment_jobs);
+                events.push(NewEvent::for_payment(views, &payment, payment.created_at));
                 outcomes.push(CreatePaymentOutcome::Created(payment));
                 continue;
             }
@@ -239,14 +243,19 @@ impl Store {
             );
         }
         enqueue_in(&mut transaction, self.backend(), &jobs, now).await?;
+        let queued = record_events_in(&mut transaction, self.backend(), &events).await?;
         transaction.commit().await?;
+        self.after_commit(queued);
         Ok(outcomes)
     }
 
     /// Moves a payment to `status` if it is in one of the states that may
-    /// lead there, posting `transfers` and queueing `jobs` with it.
+    /// lead there, posting `transfers`, queueing `jobs` and recording the
+    /// `payment.<status>` event with it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_payment(
         &self,
+        views: &dyn ObjectViews,
         id: PaymentId,
         status: PaymentStatus,
         update: &PaymentUpdate,
@@ -291,27 +300,27 @@ impl Store {
                 .into_iter()
                 .map(PaymentStatus::as_str),
         );
+        sql.push(&format!(" RETURNING {COLUMNS}"));
 
         let mut transaction = self.begin_write().await?;
-        if sql
-            .query()
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected()
-            == 0
-        {
+        let Some(row) = sql.query().fetch_optional(&mut *transaction).await? else {
             return Ok(UpdateOutcome::Stale);
-        }
+        };
+        let payment = from_row(&row)?;
         let results = post_transfers_in(&mut transaction, self.backend(), transfers, now).await?;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             return Ok(UpdateOutcome::Refused(error));
         }
         enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
+        let event = NewEvent::for_payment(views, &payment, now);
+        let queued = record_events_in(
+            &mut transaction,
+            self.backend(),
+            std::slice::from_ref(&event),
+        )
+        .await?;
         transaction.commit().await?;
-        let payment = self
-            .find_payment(id)
-            .await?
-            .expect("the payment was just updated");
+        self.after_commit(queued);
         Ok(UpdateOutcome::Updated(Box::new(payment)))
     }
 

@@ -7,6 +7,7 @@ use malipo_ledger::{HoldOutcome, LedgerError, NewTransfer};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::events::{NewEvent, ObjectViews, record_events_in};
 use crate::jobs::{NewJob, enqueue_in};
 use crate::ledger::{post_transfers_in, settle_pending_in};
 use crate::sql::Sql;
@@ -212,6 +213,7 @@ impl Store {
         payout: &PayoutRecord,
         hold: &NewTransfer,
         jobs: &[NewJob],
+        views: &dyn ObjectViews,
     ) -> Result<CreatePayoutOutcome, StoreError> {
         let now = payout.created_at;
         let mut transaction = self.begin_write().await?;
@@ -328,9 +330,17 @@ impl Store {
             );
         }
         enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
-        transaction.commit().await?;
         let mut created = payout.clone();
         created.hold_transfer_id = Some(hold_id);
+        let event = NewEvent::for_payout(views, &created, now);
+        let queued = record_events_in(
+            &mut transaction,
+            self.backend(),
+            std::slice::from_ref(&event),
+        )
+        .await?;
+        transaction.commit().await?;
+        self.after_commit(queued);
         Ok(CreatePayoutOutcome::Created(Box::new(created)))
     }
 
@@ -368,6 +378,7 @@ impl Store {
         id: &str,
         failure: Option<(String, String)>,
         now: Timestamp,
+        views: &dyn ObjectViews,
     ) -> Result<bool, StoreError> {
         let mut transaction = self.begin_write().await?;
         let status = if failure.is_some() {
@@ -417,7 +428,15 @@ impl Store {
                 .execute(&mut *transaction)
                 .await?;
         }
+        let event = NewEvent::for_payout(views, &payout, now);
+        let queued = record_events_in(
+            &mut transaction,
+            self.backend(),
+            std::slice::from_ref(&event),
+        )
+        .await?;
         transaction.commit().await?;
+        self.after_commit(queued);
         Ok(true)
     }
 

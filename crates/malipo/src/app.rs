@@ -13,6 +13,7 @@ use malipo_core::{ApiKeyId, Clock, KeyToken, MasterKey, MerchantId, Mode, Scopes
 use malipo_payments::{Payments, PaymentsConfig, Rails};
 use malipo_rails::simulator::{Simulator, SimulatorConfig};
 use malipo_store::{ConnectOptions, NewApiKey, Store};
+use malipo_webhooks::Webhooks;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -33,6 +34,7 @@ pub struct Application {
     listener: TcpListener,
     store: Store,
     state: AppState,
+    stopping: watch::Sender<bool>,
     pub sandbox: Option<SandboxBootstrap>,
 }
 
@@ -135,6 +137,7 @@ pub async fn bootstrap_sandbox(
 
 impl Application {
     pub async fn build(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        malipo_webhooks::install_tls_provider();
         let master_key = load_master_key(config)?;
         let store = connect_store(config).await?;
         let sandbox = if config.bootstrap_sandbox {
@@ -160,18 +163,34 @@ impl Application {
             public_url: public_url.trim_end_matches('/').to_owned(),
             ..PaymentsConfig::default()
         };
-        let payments = Payments::new(store.clone(), clock.clone(), rails, payments_config);
+        let payments = Payments::new(
+            store.clone(),
+            clock.clone(),
+            rails,
+            payments_config,
+            &master_key,
+        );
+        let webhooks = Webhooks::new(
+            store.clone(),
+            clock.clone(),
+            master_key.clone(),
+            config.webhooks(),
+        );
+        let (stopping, stopping_receiver) = watch::channel(false);
         let state = AppState {
             store: store.clone(),
             clock,
             master_key,
             payments,
             keys: malipo_api::auth::KeyCache::default(),
+            webhooks,
+            stopping: stopping_receiver,
         };
         Ok(Self {
             listener,
             store,
             state,
+            stopping,
             sandbox,
         })
     }
@@ -184,6 +203,10 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.state.webhooks
     }
 
     /// The services and worker state, for tests that drive jobs by hand.
@@ -201,17 +224,26 @@ impl Application {
         let upkeep = tokio::spawn(run_upkeep(self.state.clone(), upkeep_stopped.clone()));
         let worker = tokio::spawn(malipo_payments::worker::run(
             self.state.payments.clone(),
+            upkeep_stopped.clone(),
+        ));
+        let deliveries = tokio::spawn(malipo_webhooks::delivery::run(
+            self.state.webhooks.clone(),
             upkeep_stopped,
         ));
         tracing::info!(addr = %self.local_addr(), backend = self.store.backend().name(), "malipo listening");
         let router = malipo_api::router(self.state);
+        let stopping = self.stopping;
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stopping.send(true);
+            })
             .await
             .context("the HTTP server failed")?;
         let _ = stop_upkeep.send(true);
         let _ = upkeep.await;
         let _ = worker.await;
+        let _ = deliveries.await;
         self.store.close().await;
         tracing::info!("malipo stopped");
         Ok(())

@@ -15,6 +15,9 @@ pub enum BenchCommand {
     /// commit), and group commit (many concurrent callers posting one
     /// transfer each through the ledger writer).
     Ledger(LedgerBenchArgs),
+    /// Webhook delivery throughput, and the time from an event's commit to
+    /// its first attempt, against a healthy local receiver.
+    Webhooks(crate::bench_webhooks::WebhookBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +39,7 @@ pub struct LedgerBenchArgs {
 pub async fn run(database_url: Option<String>, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Ledger(args) => ledger(database_url, args).await,
+        BenchCommand::Webhooks(args) => crate::bench_webhooks::run(database_url, args).await,
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use malipo_webhooks::WebhooksConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -44,10 +45,24 @@ pub struct Config {
     /// How long a pending payment waits for its callback before Malipo asks
     /// the simulator for its status, in milliseconds.
     pub simulator_poll_after_ms: i64,
+    /// How long one webhook attempt may take, in milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Seconds between webhook attempts: the first is immediate, then one
+    /// after each wait (each lengthened by up to 10% at random).
+    pub webhook_retry_schedule_secs: Vec<i64>,
+    /// An endpoint failing without a success for this long is disabled.
+    pub webhook_disable_after_secs: i64,
+    /// How long a rotated-out signing secret keeps signing, by default.
+    pub webhook_rotation_overlap_secs: i64,
+    /// Test-mode endpoints may use `http://` and local addresses.
+    pub webhook_allow_local_in_test: bool,
+    /// Webhook attempts in flight at once, per node.
+    pub webhook_concurrency: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
+        let webhooks = WebhooksConfig::default();
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             database_url: "malipo.db".to_owned(),
@@ -60,6 +75,16 @@ impl Default for Config {
             public_url: None,
             simulator_callback_delay_ms: 150,
             simulator_poll_after_ms: 3_000,
+            webhook_timeout_ms: webhooks.timeout_ms,
+            webhook_retry_schedule_secs: webhooks
+                .retry_schedule_ms
+                .iter()
+                .map(|ms| ms / 1_000)
+                .collect(),
+            webhook_disable_after_secs: webhooks.disable_after_ms / 1_000,
+            webhook_rotation_overlap_secs: webhooks.rotation_overlap_ms / 1_000,
+            webhook_allow_local_in_test: webhooks.allow_local_in_test,
+            webhook_concurrency: webhooks.concurrency,
         }
     }
 }
@@ -87,9 +112,31 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "simulator_callback_delay_ms",
     "simulator_poll_after_ms",
+    "webhook_timeout_ms",
+    "webhook_retry_schedule_secs",
+    "webhook_disable_after_secs",
+    "webhook_rotation_overlap_secs",
+    "webhook_allow_local_in_test",
+    "webhook_concurrency",
 ];
 
 impl Config {
+    pub fn webhooks(&self) -> WebhooksConfig {
+        WebhooksConfig {
+            timeout_ms: self.webhook_timeout_ms,
+            retry_schedule_ms: self
+                .webhook_retry_schedule_secs
+                .iter()
+                .map(|s| s.saturating_mul(1_000))
+                .collect(),
+            disable_after_ms: self.webhook_disable_after_secs.saturating_mul(1_000),
+            rotation_overlap_ms: self.webhook_rotation_overlap_secs.saturating_mul(1_000),
+            allow_local_in_test: self.webhook_allow_local_in_test,
+            concurrency: self.webhook_concurrency,
+            ..WebhooksConfig::default()
+        }
+    }
+
     pub fn load(file: Option<&Path>, flags: &FlagOverrides) -> Result<Self, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {

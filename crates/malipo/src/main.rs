@@ -10,6 +10,8 @@ use malipo_store::{NewApiKey, PageRequest, Store, Tenant};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod bench_webhooks;
+mod listen;
 mod operator;
 
 /// Malipo: a self-hostable payments platform for African mobile money.
@@ -72,6 +74,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API.
     Openapi,
+    /// Forward this merchant's events from a running Malipo to a local URL,
+    /// signed (for developing a webhook receiver).
+    Listen(listen::ListenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", malipo_api::openapi().to_pretty_json()?);
             Ok(())
         }
+        Command::Listen(args) => listen::run(args).await,
     }
 }
 

@@ -8,14 +8,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use malipo_core::{
-    Currency, Money, PaymentId, PaymentStatus, Phone, Scope, ScopeFamily, Timestamp,
-};
+use malipo_core::{Currency, Money, PaymentId, PaymentStatus, Phone, Scope, ScopeFamily};
 use malipo_payments::{ConfirmPayment, CreatePayment, PaymentError};
 use malipo_store::{CreatePaymentOutcome, PaymentFilter, PaymentRecord};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub use malipo_payments::objects::{CustomerOut, PaymentOut};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -70,106 +70,9 @@ pub struct PaymentIn {
     pub expires_in_seconds: Option<i64>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CustomerOut {
-    pub phone: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PaymentOut {
-    pub id: PaymentId,
-    #[schema(example = "payment")]
-    pub object: &'static str,
-    pub livemode: bool,
-    pub status: PaymentStatus,
-    /// What the merchant asked for, minor units.
-    pub amount: i64,
-    pub currency: String,
-    pub fee: i64,
-    /// `customer` (fee added on top) or `merchant` (deducted).
-    pub fee_payer: String,
-    /// What the customer is asked to pay.
-    pub customer_total: i64,
-    /// What the merchant receives on success.
-    pub merchant_net: i64,
-    pub customer: CustomerOut,
-    pub rail: Option<String>,
-    /// The rail's own id, once it accepted the request.
-    pub rail_transaction_id: Option<String>,
-    pub merchant_reference: Option<String>,
-    pub description: String,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub redirect_url: Option<String>,
-    /// The hosted payment page, for payments created without a phone
-    /// number or with a `redirect_url`.
-    pub payment_url: Option<String>,
-    /// When `status` is `requires_action`: `{"type": "redirect", "url"}`, `{"type": "otp"}` or
-    /// `{"type": "provide_fields", "fields": {…}, "errors": {…}}`.
-    #[schema(value_type = Option<Object>)]
-    pub next_action: Option<serde_json::Value>,
-    /// `declined`, `insufficient_funds`, `timeout`, `invalid_account`,
-    /// `invalid_otp`, `rail_error`.
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
-    pub amount_refunded: i64,
-    pub expires_at: Timestamp,
-    pub created: Timestamp,
-    pub updated: Timestamp,
-    pub completed: Option<Timestamp>,
-}
-
 /// The API's view of a payment, with its hosted page's address when it has one.
 pub(crate) fn payment_out(state: &AppState, payment: PaymentRecord) -> PaymentOut {
-    let payment_url =
-        (payment.customer_phone.is_none() || payment.redirect_url.is_some()).then(|| {
-            crate::hosted::payment_url(
-                &state.payments.config.public_url,
-                &state.master_key,
-                payment.id,
-            )
-        });
-    PaymentOut {
-        payment_url,
-        ..PaymentOut::from(payment)
-    }
-}
-
-impl From<PaymentRecord> for PaymentOut {
-    fn from(payment: PaymentRecord) -> Self {
-        Self {
-            payment_url: None,
-            id: payment.id,
-            object: "payment",
-            livemode: payment.mode.is_live(),
-            status: payment.status,
-            amount: payment.amount.amount_minor,
-            currency: payment.amount.currency.code().to_owned(),
-            fee: payment.fee_minor,
-            fee_payer: payment.fee_payer.as_str().to_owned(),
-            customer_total: payment.customer_total_minor,
-            merchant_net: payment.merchant_net_minor,
-            customer: CustomerOut {
-                phone: payment.customer_phone,
-            },
-            rail: payment.rail,
-            rail_transaction_id: payment.rail_transaction_id,
-            merchant_reference: payment.merchant_reference,
-            description: payment.description,
-            metadata: serde_json::from_str(&payment.metadata).unwrap_or_default(),
-            redirect_url: payment.redirect_url,
-            next_action: payment
-                .next_action
-                .and_then(|text| serde_json::from_str(&text).ok()),
-            failure_code: payment.failure_code,
-            failure_message: payment.failure_message,
-            amount_refunded: payment.refunded_minor,
-            expires_at: payment.expires_at,
-            created: payment.created_at,
-            updated: payment.updated_at,
-            completed: payment.completed_at,
-        }
-    }
+    state.payments.views.payment_out(payment)
 }
 
 impl From<PaymentError> for ApiError {
@@ -356,8 +259,7 @@ pub async fn create_payment(
 ) -> Result<Response, ApiError> {
     caller.require(Scope::write(ScopeFamily::Payments))?;
     let request = input.parse()?;
-    let base_url = state.payments.config.public_url.clone();
-    let hosted = |id| crate::hosted::payment_url(&base_url, &state.master_key, id);
+    let hosted = |id| state.payments.views.payment_url(id);
     let outcome = state
         .payments
         .create_payment(caller.tenant, request, hosted)

@@ -9,16 +9,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use malipo_core::{
-    Currency, Money, PaymentId, PayoutId, Phone, RefundId, Scope, ScopeFamily, Timestamp,
-};
+use malipo_core::{Currency, Money, PaymentId, PayoutId, Phone, RefundId, Scope, ScopeFamily};
 use malipo_payments::{CreatePayout, PaymentError};
-use malipo_store::{
-    CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus,
-};
-use serde::{Deserialize, Serialize};
+use malipo_store::{CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutStatus};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub use malipo_payments::objects::{DestinationOut, PayoutOut};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -42,19 +40,6 @@ pub enum DestinationIn {
     },
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DestinationOut {
-    Wallet {
-        phone: String,
-    },
-    Bank {
-        bank_code: String,
-        account_number: String,
-        account_name: String,
-    },
-}
-
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayoutIn {
@@ -68,74 +53,6 @@ pub struct PayoutIn {
     pub description: Option<String>,
     #[schema(value_type = Object)]
     pub metadata: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PayoutOut {
-    /// `po_…` for payouts, `re_…` for refunds.
-    pub id: String,
-    /// `payout` or `refund`.
-    pub object: &'static str,
-    pub livemode: bool,
-    /// `pending`, `succeeded`, `failed`.
-    pub status: String,
-    pub amount: i64,
-    pub currency: String,
-    pub fee: i64,
-    /// What left the available balance: amount plus fee.
-    pub total_debited: i64,
-    pub destination: DestinationOut,
-    pub rail: String,
-    pub rail_transaction_id: Option<String>,
-    /// For refunds: the payment refunded.
-    pub payment: Option<PaymentId>,
-    pub merchant_reference: Option<String>,
-    pub description: String,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub failure_code: Option<String>,
-    pub failure_message: Option<String>,
-    pub created: Timestamp,
-    pub updated: Timestamp,
-    pub completed: Option<Timestamp>,
-}
-
-impl From<PayoutRecord> for PayoutOut {
-    fn from(payout: PayoutRecord) -> Self {
-        Self {
-            object: payout.kind.as_str(),
-            livemode: payout.mode.is_live(),
-            status: payout.status.as_str().to_owned(),
-            amount: payout.amount.amount_minor,
-            currency: payout.amount.currency.code().to_owned(),
-            fee: payout.fee_minor,
-            total_debited: payout.amount.amount_minor.saturating_add(payout.fee_minor),
-            destination: match payout.destination {
-                PayoutDestination::Wallet { phone } => DestinationOut::Wallet { phone },
-                PayoutDestination::Bank {
-                    bank_code,
-                    account_number,
-                    account_name,
-                } => DestinationOut::Bank {
-                    bank_code,
-                    account_number,
-                    account_name,
-                },
-            },
-            rail: payout.rail,
-            rail_transaction_id: payout.rail_transaction_id,
-            payment: payout.payment_id,
-            merchant_reference: payout.merchant_reference,
-            description: payout.description,
-            metadata: serde_json::from_str(&payout.metadata).unwrap_or_default(),
-            failure_code: payout.failure_code,
-            failure_message: payout.failure_message,
-            created: payout.created_at,
-            updated: payout.updated_at,
-            completed: payout.completed_at,
-            id: payout.id,
-        }
-    }
 }
 
 fn respond(outcome: CreatePayoutOutcome) -> Result<Response, ApiError> {

@@ -174,7 +174,7 @@ async fn first_start_prints_a_working_key_that_is_stored_and_logged_nowhere() {
     let key = server
         .printed_key()
         .expect("the first start prints the sandbox key on a line of its own");
-    let client = reqwest::Client::new();
+    let client = crate::harness::http_client();
 
     let account = client
         .get(format!("{}/v1/account", server.base_url))

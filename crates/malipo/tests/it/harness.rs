@@ -122,10 +122,22 @@ pub struct TestApp {
     pub store: Store,
     pub payments: malipo_payments::Payments,
     pub master_key: MasterKey,
+    master_key_text: String,
     /// Kept so the database lives as long as the app.
     _database: TestDatabase,
     _stop: oneshot::Sender<()>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub struct SecondNode {
+    _stop: oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for SecondNode {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 pub fn test_config(database_url: &str) -> Config {
@@ -136,8 +148,15 @@ pub fn test_config(database_url: &str) -> Config {
         master_key: Some(MasterKey::generate_base64()),
         simulator_callback_delay_ms: 20,
         simulator_poll_after_ms: 300,
+        webhook_timeout_ms: 1_000,
         ..Config::default()
     }
+}
+
+/// A plain HTTP client for tests (after the process's TLS provider is in).
+pub fn http_client() -> reqwest::Client {
+    malipo_rails::install_tls_provider();
+    reqwest::Client::new()
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -146,8 +165,17 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app on a clock the test moves (`ManualClock`).
 pub async fn spawn_app_with_clock(clock: Arc<dyn malipo_core::Clock>) -> TestApp {
+    spawn_app_configured(clock, |_| {}).await
+}
+
+/// The app with settings of the test's own.
+pub async fn spawn_app_configured(
+    clock: Arc<dyn malipo_core::Clock>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let database = TestDatabase::create().await;
-    let config = test_config(&database.url);
+    let mut config = test_config(&database.url);
+    configure(&mut config);
     let mut application = Application::build(&config, clock)
         .await
         .expect("the application builds");
@@ -165,12 +193,13 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn malipo_core::Clock>) -> TestApp
     }));
     TestApp {
         base_url,
-        client: reqwest::Client::new(),
+        client: http_client(),
         key: sandbox.key.reveal(),
         merchant_id: sandbox.merchant_id,
         store,
         payments,
         master_key,
+        master_key_text: config.master_key.clone().unwrap(),
         _database: database,
         _stop: stop,
         server: Some(server),
@@ -180,6 +209,25 @@ pub async fn spawn_app_with_clock(clock: Arc<dyn malipo_core::Clock>) -> TestApp
 impl TestApp {
     pub fn database_url(&self) -> String {
         self._database.url.clone()
+    }
+
+    /// A second node on the same database (same master key), with its own
+    /// workers; stopped when the handle is dropped.
+    pub async fn spawn_second_node(&self) -> SecondNode {
+        let mut config = test_config(&self._database.url);
+        config.master_key = Some(self.master_key_text.clone());
+        config.bootstrap_sandbox = false;
+        let application = Application::build(&config, Arc::new(SystemClock))
+            .await
+            .expect("the second node builds");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(application.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        SecondNode {
+            _stop: stop,
+            server,
+        }
     }
 
     pub fn request(&self, method: Method, path: &str, key: &str) -> RequestBuilder {
