@@ -207,9 +207,19 @@ pub struct EventFilter {
 }
 
 impl Store {
-    /// Writes events outside any other change (e.g. an endpoint disabled).
+    /// Writes events outside any other change.
     pub async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
-        let mut transaction = self.begin_write().await?;
+        let transaction = self.begin_write().await?;
+        self.commit_with_events(transaction, events).await
+    }
+
+    /// Records `events` in the change's `transaction`, commits it, and wakes
+    /// this node's delivery worker if deliveries were queued.
+    pub(crate) async fn commit_with_events(
+        &self,
+        mut transaction: Transaction,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         let queued = record_events_in(&mut transaction, self.backend(), events).await?;
         transaction.commit().await?;
         self.after_commit(queued);

@@ -9,7 +9,7 @@ use malipo_ledger::{LedgerError, NewTransfer};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::events::{NewEvent, ObjectViews, record_events_in};
+use crate::events::{NewEvent, ObjectViews};
 use crate::jobs::{NewJob, enqueue_in};
 use crate::ledger::post_transfers_in;
 use std::collections::HashSet;
@@ -243,9 +243,7 @@ impl Store {
             );
         }
         enqueue_in(&mut transaction, self.backend(), &jobs, now).await?;
-        let queued = record_events_in(&mut transaction, self.backend(), &events).await?;
-        transaction.commit().await?;
-        self.after_commit(queued);
+        self.commit_with_events(transaction, &events).await?;
         Ok(outcomes)
     }
 
@@ -313,14 +311,8 @@ impl Store {
         }
         enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
         let event = NewEvent::for_payment(views, &payment, now);
-        let queued = record_events_in(
-            &mut transaction,
-            self.backend(),
-            std::slice::from_ref(&event),
-        )
-        .await?;
-        transaction.commit().await?;
-        self.after_commit(queued);
+        self.commit_with_events(transaction, std::slice::from_ref(&event))
+            .await?;
         Ok(UpdateOutcome::Updated(Box::new(payment)))
     }
 

@@ -7,7 +7,7 @@ use malipo_ledger::{HoldOutcome, LedgerError, NewTransfer};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::events::{NewEvent, ObjectViews, record_events_in};
+use crate::events::{NewEvent, ObjectViews};
 use crate::jobs::{NewJob, enqueue_in};
 use crate::ledger::{post_transfers_in, settle_pending_in};
 use crate::sql::Sql;
@@ -333,14 +333,8 @@ impl Store {
         let mut created = payout.clone();
         created.hold_transfer_id = Some(hold_id);
         let event = NewEvent::for_payout(views, &created, now);
-        let queued = record_events_in(
-            &mut transaction,
-            self.backend(),
-            std::slice::from_ref(&event),
-        )
-        .await?;
-        transaction.commit().await?;
-        self.after_commit(queued);
+        self.commit_with_events(transaction, std::slice::from_ref(&event))
+            .await?;
         Ok(CreatePayoutOutcome::Created(Box::new(created)))
     }
 
@@ -429,14 +423,8 @@ impl Store {
                 .await?;
         }
         let event = NewEvent::for_payout(views, &payout, now);
-        let queued = record_events_in(
-            &mut transaction,
-            self.backend(),
-            std::slice::from_ref(&event),
-        )
-        .await?;
-        transaction.commit().await?;
-        self.after_commit(queued);
+        self.commit_with_events(transaction, std::slice::from_ref(&event))
+            .await?;
         Ok(true)
     }
 

@@ -14,7 +14,7 @@ use malipo_core::{
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::events::{NewEvent, SUBSCRIBED, record_events_in};
+use crate::events::{NewEvent, SUBSCRIBED};
 use crate::sql::{PLACEHOLDERS_MAX, Sql, Value};
 use crate::{Backend, Page, PageRequest, Store, StoreError, Tenant};
 
@@ -526,10 +526,7 @@ impl Store {
                 ));
             }
         }
-        let queued = record_events_in(&mut transaction, backend, &events).await?;
-        transaction.commit().await?;
-        self.after_commit(queued);
-        Ok(())
+        self.commit_with_events(transaction, &events).await
     }
 }
 

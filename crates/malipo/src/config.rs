@@ -187,6 +187,19 @@ mod tests {
     }
 
     #[test]
+    fn the_retry_schedule_can_be_set_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MALIPO_WEBHOOK_RETRY_SCHEDULE_SECS", "[1, 60, 3600]");
+            let config = Config::load(None, &FlagOverrides::default()).unwrap();
+            assert_eq!(
+                config.webhooks().retry_schedule_ms,
+                vec![1_000, 60_000, 3_600_000]
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_typo_in_the_file_is_an_error_naming_it() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("malipo.toml", "lisen = \"0.0.0.0:1\"")?;

@@ -742,3 +742,46 @@ async fn the_ssrf_guard_refuses_local_and_private_urls_in_live_mode() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_the_configured_period_is_disabled_with_an_event() {
+    let clock = ManualClock::new(SystemClock.now());
+    let app = spawn_app_configured(Arc::new(clock.clone()), |config| {
+        config.webhook_disable_after_secs = 24 * 3_600;
+    })
+    .await;
+    let (receiver, base) = spawn_receiver().await;
+    let failing = create_endpoint(&app, &format!("{base}/fail"), json!(["payment.pending"])).await;
+    let id = failing["id"].as_str().unwrap().to_owned();
+    let watcher = create_endpoint(&app, &format!("{base}/ok"), json!(["webhook_endpoint.*"])).await;
+    create_payment(&app, "+254712345678").await;
+    eventually("the first failure", async || {
+        (!receiver.on("/fail").is_empty()).then_some(())
+    })
+    .await;
+    let endpoint: Value = app
+        .get(&format!("/v1/webhook-endpoints/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(endpoint["status"], "enabled");
+    assert!(endpoint["failing_since"].is_string());
+
+    // A day later, still failing: disabled, and the merchant is told.
+    clock.advance_ms(24 * 3_600_000 + 1_000);
+    create_payment(&app, "+254712345678").await;
+    let notice = eventually("the webhook_endpoint.disabled event", async || {
+        receiver.on("/ok").first().cloned()
+    })
+    .await;
+    let event = notice.event();
+    assert_eq!(event["type"], "webhook_endpoint.disabled");
+    assert_eq!(event["data"]["object"]["id"], id.as_str());
+    assert_eq!(event["data"]["object"]["status"], "disabled");
+    assert_eq!(
+        event["data"]["object"]["disabled_reason"],
+        "failing continuously"
+    );
+    assert_ne!(watcher["id"], failing["id"]);
+}
