@@ -378,3 +378,57 @@ fn help_and_version_explain_themselves() {
     let document: Value = serde_json::from_slice(&openapi.stdout).unwrap();
     assert!(document["paths"]["/v1/api-keys"].is_object());
 }
+
+/// Two `malipo serve` processes on one database (PostgreSQL in CI's second
+/// run) share the delivery queue: every event reaches the receiver once.
+#[tokio::test]
+async fn two_server_processes_deliver_each_event_once() {
+    let database = TestDatabase::create().await;
+    let directory = work_directory();
+    // The second process finds the first one's master key file.
+    let first = Server::start(&directory, &database.url);
+    let key = first.printed_key().expect("the sandbox key");
+    let second = Server::start(&directory, &database.url);
+    let (receiver, base) = crate::webhooks::spawn_receiver().await;
+    let client = crate::harness::http_client();
+    let created = client
+        .post(format!("{}/v1/webhook-endpoints", first.base_url))
+        .bearer_auth(&key)
+        .json(&json!({"url": format!("{base}/ok"), "enabled_events": ["payment.*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let payments = 40;
+    for index in 0..payments {
+        let server = if index % 2 == 0 { &first } else { &second };
+        let response = client
+            .post(format!("{}/v1/payments", server.base_url))
+            .bearer_auth(&key)
+            .json(&json!({"amount": 1_000, "currency": "KES", "customer": {"phone": "+254712345678"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    // Each payment: payment.pending, then payment.succeeded.
+    let expected = payments * 2;
+    let started = Instant::now();
+    while receiver.on("/ok").len() < expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {expected} deliveries arrived",
+            receiver.on("/ok").len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let received = receiver.on("/ok");
+    let ids: std::collections::HashSet<&str> =
+        received.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), expected);
+    assert_eq!(received.len(), expected, "no attempt was made twice");
+    first.terminate();
+    second.terminate();
+    let _ = std::fs::remove_dir_all(&directory);
+}

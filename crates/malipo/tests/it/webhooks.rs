@@ -25,14 +25,14 @@ use sha2::Sha256;
 use crate::harness::{TestApp, expect_error, spawn_app, spawn_app_configured};
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     headers: HashMap<String, String>,
     body: Bytes,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 
@@ -42,7 +42,7 @@ impl Received {
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     /// `/flaky` answers 500 while this is true.
     down: Arc<AtomicBool>,
@@ -53,7 +53,7 @@ impl Receiver {
         self.received.lock().unwrap().clone()
     }
 
-    fn on(&self, path: &str) -> Vec<Received> {
+    pub(crate) fn on(&self, path: &str) -> Vec<Received> {
         self.all().into_iter().filter(|r| r.path == path).collect()
     }
 }
@@ -70,7 +70,7 @@ async fn record(receiver: &Receiver, path: &str, headers: &HeaderMap, body: Byte
 }
 
 /// A receiver on 127.0.0.1 with one path per behaviour; returns its base URL.
-async fn spawn_receiver() -> (Receiver, String) {
+pub(crate) async fn spawn_receiver() -> (Receiver, String) {
     let receiver = Receiver::default();
     macro_rules! route {
         ($path:literal, $answer:expr) => {
@@ -346,15 +346,20 @@ async fn state_changes_write_events_that_reach_a_healthy_receiver_signed_both_wa
             .iter()
             .all(|e| e["type"] == "payment.pending")
     );
-    let log: Value = app
-        .get(&format!(
-            "/v1/events/{}/deliveries",
-            succeeded["id"].as_str().unwrap()
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
+    // The receiver can see the request before its outcome is recorded.
+    let log = eventually("the delivery log", async || {
+        let log: Value = app
+            .get(&format!(
+                "/v1/events/{}/deliveries",
+                succeeded["id"].as_str().unwrap()
+            ))
+            .await
+            .json()
+            .await
+            .unwrap();
+        (!log["data"].as_array().unwrap().is_empty()).then_some(log)
+    })
+    .await;
     let attempt = &log["data"][0];
     assert_eq!(attempt["outcome"], "succeeded");
     assert_eq!(attempt["status_code"], 200);
@@ -784,4 +789,94 @@ async fn an_endpoint_failing_for_the_configured_period_is_disabled_with_an_event
         "failing continuously"
     );
     assert_ne!(watcher["id"], failing["id"]);
+}
+
+/// A worker that leased a delivery and died holds it only until its lease
+/// runs out; then another worker takes the attempt over.
+#[tokio::test]
+async fn a_crashed_workers_lease_runs_out_and_the_delivery_is_taken_over() {
+    use malipo_core::{Timestamp, WebhookEndpointId};
+    use malipo_store::{NewEvent, Store, Tenant, WebhookEndpointRecord};
+
+    let database = crate::harness::TestDatabase::create().await;
+    let store = Store::connect(&database.url, &Default::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let now = Timestamp::from_unix_ms(1_800_000_000_000);
+    let merchant = store.merchants().create("M", "test", now).await.unwrap();
+    let tenant = Tenant {
+        merchant_id: merchant.id,
+        mode: Mode::Test,
+    };
+    let endpoint = WebhookEndpointRecord {
+        id: WebhookEndpointId::generate(),
+        merchant_id: merchant.id,
+        mode: Mode::Test,
+        url: "http://127.0.0.1:9/hooks".to_owned(),
+        description: String::new(),
+        event_types: vec!["*".to_owned()],
+        disabled_at: None,
+        disabled_reason: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .webhook_endpoints(tenant)
+        .create(&endpoint, "sealed")
+        .await
+        .unwrap();
+    store
+        .record_events(&[NewEvent::new(
+            tenant,
+            "payment.pending",
+            "pay_x",
+            "{}".to_owned(),
+            now,
+        )])
+        .await
+        .unwrap();
+
+    let lease_ms = 30_000;
+    let crashed = store.claim_deliveries(now, lease_ms, 10).await.unwrap();
+    assert_eq!(crashed.len(), 1);
+    assert_eq!(crashed[0].attempt, 1);
+    // While the lease holds, no other worker gets it.
+    let during = store
+        .claim_deliveries(now.plus_ms(lease_ms - 1), lease_ms, 10)
+        .await
+        .unwrap();
+    assert!(during.is_empty());
+    // After it, one does, and the attempt counts as the second.
+    let after = store
+        .claim_deliveries(now.plus_ms(lease_ms + 1), lease_ms, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].event_id, crashed[0].event_id);
+    assert_eq!(after[0].attempt, 2);
+    // The crashed worker, come back, cannot record over the new lease.
+    let stale = malipo_store::AttemptOutcome {
+        claim: crashed[0].clone(),
+        attempt_id: malipo_core::WebhookAttemptId::generate(),
+        attempted_at: now,
+        latency_ms: 5,
+        status_code: Some(200),
+        response_body: None,
+        error: None,
+        succeeded: true,
+        next_attempt_at: None,
+        gone: false,
+    };
+    store
+        .record_attempts(&[stale], 1_000_000, &|_| "{}".to_owned(), now)
+        .await
+        .unwrap();
+    let again = store
+        .claim_deliveries(now.plus_ms(2 * lease_ms + 2), lease_ms, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "the stale success changed nothing");
+    store.close().await;
 }
