@@ -270,12 +270,14 @@ impl Store {
         }
     }
 
-    /// Leases up to `limit` due deliveries until `now + lease_ms`.
+    /// Leases up to `limit` due deliveries until `now + lease_ms`, leaving
+    /// those to the endpoints in `skip` (ones this worker is busy with).
     pub async fn claim_deliveries(
         &self,
         now: Timestamp,
         lease_ms: i64,
         limit: u32,
+        skip: &[WebhookEndpointId],
     ) -> Result<Vec<DeliveryClaim>, StoreError> {
         let skip_locked = match self.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -292,7 +294,12 @@ impl Store {
             .bind(now.unix_ms())
             .push(" AND (locked_until_ms IS NULL OR locked_until_ms < ")
             .bind(now.unix_ms())
-            .push(") ORDER BY next_attempt_at_ms LIMIT ")
+            .push(")");
+        if !skip.is_empty() {
+            sql.push(" AND endpoint_id NOT IN ")
+                .bind_list(skip.iter().map(ToString::to_string));
+        }
+        sql.push(" ORDER BY next_attempt_at_ms LIMIT ")
             .bind(i64::from(limit))
             .push(skip_locked)
             .push(") RETURNING event_id, endpoint_id, attempts, event_created_at_ms");
@@ -315,6 +322,43 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Gives leased deliveries back unattempted, due again at `due`, as if
+    /// they had not been claimed (a worker defers an endpoint that already
+    /// has many attempts in flight).
+    pub async fn release_deliveries(
+        &self,
+        claims: &[DeliveryClaim],
+        due: Timestamp,
+    ) -> Result<(), StoreError> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let mut transaction = self.begin_write().await?;
+        for chunk in claims.chunks(PLACEHOLDERS_MAX / 3) {
+            let mut sql = Sql::new(
+                self.backend(),
+                "UPDATE webhook_deliveries SET locked_until_ms = NULL, attempts = attempts - 1, \
+                 next_attempt_at_ms = ",
+            );
+            sql.bind(due.unix_ms()).push(" FROM (VALUES ");
+            sql.bind_rows(chunk.iter().map(|claim| {
+                [
+                    Value::from(claim.event_id.to_string()),
+                    Value::from(claim.endpoint_id.to_string()),
+                    Value::from(claim.lease_until.unix_ms()),
+                ]
+            }));
+            sql.push(
+                ") AS v WHERE webhook_deliveries.event_id = v.column1 \
+                 AND webhook_deliveries.endpoint_id = v.column2 \
+                 AND webhook_deliveries.locked_until_ms = v.column3",
+            );
+            sql.query().execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// When the next delivery falls due, if any.

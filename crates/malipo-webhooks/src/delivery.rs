@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use malipo_core::{Timestamp, WebhookAttemptId};
+use malipo_core::{Timestamp, WebhookAttemptId, WebhookEndpointId};
 use malipo_store::{AttemptOutcome, Batcher, DeliveryClaim, DeliveryTarget, EventRecord};
 use reqwest::StatusCode;
 use tokio::sync::{Semaphore, watch};
@@ -26,6 +26,9 @@ use crate::{Webhooks, WebhooksConfig, render_endpoint, signature};
 
 /// Deliveries leased per query.
 const CLAIM_BATCH_MAX: usize = 512;
+/// The share of the worker's slots one endpoint may hold (a quarter): a
+/// slow or hanging endpoint then ties up only so many, never all of them.
+const ENDPOINT_SHARE_DIVISOR: usize = 4;
 /// Outcomes written per commit, and how many may wait for one.
 const RECORD_BATCH_MAX: usize = 1_024;
 const RECORD_QUEUE_MAX: usize = 16_384;
@@ -84,6 +87,7 @@ pub async fn run(webhooks: Webhooks, mut stopped: watch::Receiver<bool>) {
     let concurrency = webhooks.config.concurrency.max(1);
     let slots = Arc::new(Semaphore::new(concurrency));
     let recorder = spawn_recorder(&webhooks);
+    let in_flight = InFlight::new(concurrency);
     loop {
         if *stopped.borrow() {
             break;
@@ -96,7 +100,7 @@ pub async fn run(webhooks: Webhooks, mut stopped: watch::Receiver<bool>) {
             }
             continue;
         }
-        let started = match dispatch(&webhooks, &slots, &recorder, free).await {
+        let started = match dispatch(&webhooks, &slots, &recorder, &in_flight, free).await {
             Ok(started) => started,
             Err(error) => {
                 tracing::warn!(error = %error, "could not lease webhook deliveries");
@@ -116,25 +120,102 @@ pub async fn run(webhooks: Webhooks, mut stopped: watch::Receiver<bool>) {
     let _ = slots.acquire_many(concurrency as u32).await;
 }
 
+/// Attempts to each endpoint: at most `running_max` at once, and as many
+/// again waiting their turn; an endpoint with that many is left out of the
+/// next claims. A slow or hanging endpoint thus holds at most half of the
+/// worker's slots, and the rest keep flowing.
+#[derive(Clone)]
+struct InFlight {
+    entries: Arc<std::sync::Mutex<HashMap<WebhookEndpointId, EndpointSlots>>>,
+    running_max: usize,
+}
+
+struct EndpointSlots {
+    running: Arc<Semaphore>,
+    /// Tasks for the endpoint: running or waiting.
+    tasks: usize,
+}
+
+impl InFlight {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            entries: Arc::default(),
+            running_max: (concurrency / ENDPOINT_SHARE_DIVISOR).max(1),
+        }
+    }
+
+    /// A task for an attempt to `endpoint`: the semaphore it must then
+    /// hold while attempting, or `None` if the endpoint has enough already.
+    fn admit(&self, endpoint: WebhookEndpointId) -> Option<Arc<Semaphore>> {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        let entry = entries.entry(endpoint).or_insert_with(|| EndpointSlots {
+            running: Arc::new(Semaphore::new(self.running_max)),
+            tasks: 0,
+        });
+        if entry.tasks >= 2 * self.running_max {
+            return None;
+        }
+        entry.tasks += 1;
+        Some(entry.running.clone())
+    }
+
+    fn done(&self, endpoint: WebhookEndpointId) {
+        let mut entries = self.entries.lock().expect("not poisoned");
+        if let Some(entry) = entries.get_mut(&endpoint) {
+            entry.tasks -= 1;
+            if entry.tasks == 0 {
+                entries.remove(&endpoint);
+            }
+        }
+    }
+
+    /// The endpoints with all the tasks they may have.
+    fn full(&self) -> Vec<WebhookEndpointId> {
+        let entries = self.entries.lock().expect("not poisoned");
+        entries
+            .iter()
+            .filter(|(_, entry)| entry.tasks >= 2 * self.running_max)
+            .map(|(endpoint, _)| *endpoint)
+            .collect()
+    }
+}
+
 /// Leases up to `free` due deliveries and starts them; returns how many.
 async fn dispatch(
     webhooks: &Webhooks,
     slots: &Arc<Semaphore>,
     recorder: &Recorder,
+    in_flight: &InFlight,
     free: usize,
 ) -> Result<usize, malipo_store::StoreError> {
     let now = webhooks.clock.now();
     let lease_ms = webhooks.config.timeout_ms as i64 * 2 + LEASE_MARGIN_MS;
     let claims = webhooks
         .store
-        .claim_deliveries(now, lease_ms, free.min(CLAIM_BATCH_MAX) as u32)
+        .claim_deliveries(
+            now,
+            lease_ms,
+            free.min(CLAIM_BATCH_MAX) as u32,
+            &in_flight.full(),
+        )
         .await?;
     if claims.is_empty() {
         return Ok(0);
     }
+    let mut admitted = Vec::with_capacity(claims.len());
+    let mut deferred = Vec::new();
+    for claim in claims {
+        match in_flight.admit(claim.endpoint_id) {
+            Some(running) => admitted.push((claim, running)),
+            None => deferred.push(claim),
+        }
+    }
+    // More than the endpoint may have: back to the queue, as they were.
+    webhooks.store.release_deliveries(&deferred, now).await?;
+    let claims: Vec<DeliveryClaim> = admitted.iter().map(|(claim, _)| claim.clone()).collect();
     let (events, targets) = load(webhooks, &claims, now).await?;
     let count = claims.len();
-    for claim in claims {
+    for (claim, running) in admitted {
         let permit = slots
             .clone()
             .acquire_owned()
@@ -144,8 +225,14 @@ async fn dispatch(
         let target = targets.get(&claim.endpoint_id).cloned();
         let webhooks = webhooks.clone();
         let recorder = recorder.clone();
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
-            let outcome = attempt(&webhooks, claim, event.as_deref(), target.as_ref()).await;
+            let endpoint = claim.endpoint_id;
+            let outcome = {
+                let _turn = running.acquire().await.expect("never closed");
+                attempt(&webhooks, claim, event.as_deref(), target.as_ref()).await
+            };
+            in_flight.done(endpoint);
             if let Err(error) = recorder.submit(outcome).await {
                 // The lease runs out and the attempt is made again.
                 tracing::warn!(error = %error, "could not record a webhook attempt");
@@ -440,6 +527,27 @@ mod tests {
         }
         let next = next_attempt(&config, 1, now, Some(60_000)).unwrap();
         assert_eq!(next.unix_ms(), 61_000);
+    }
+
+    #[test]
+    fn one_endpoint_gets_a_bounded_share_of_the_slots() {
+        let in_flight = InFlight::new(128);
+        let slow = WebhookEndpointId::generate();
+        let other = WebhookEndpointId::generate();
+        let admitted: Vec<_> = (0..100).filter_map(|_| in_flight.admit(slow)).collect();
+        assert_eq!(admitted.len(), 64, "32 running and 32 waiting");
+        assert_eq!(admitted[0].available_permits(), 32);
+        assert_eq!(in_flight.full(), vec![slow]);
+        assert!(
+            in_flight.admit(other).is_some(),
+            "other endpoints still get slots"
+        );
+        in_flight.done(slow);
+        assert!(
+            in_flight.admit(slow).is_some(),
+            "a finished attempt frees its place"
+        );
+        assert!(in_flight.admit(slow).is_none());
     }
 
     #[test]

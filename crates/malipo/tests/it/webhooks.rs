@@ -839,18 +839,21 @@ async fn a_crashed_workers_lease_runs_out_and_the_delivery_is_taken_over() {
         .unwrap();
 
     let lease_ms = 30_000;
-    let crashed = store.claim_deliveries(now, lease_ms, 10).await.unwrap();
+    let crashed = store
+        .claim_deliveries(now, lease_ms, 10, &[])
+        .await
+        .unwrap();
     assert_eq!(crashed.len(), 1);
     assert_eq!(crashed[0].attempt, 1);
     // While the lease holds, no other worker gets it.
     let during = store
-        .claim_deliveries(now.plus_ms(lease_ms - 1), lease_ms, 10)
+        .claim_deliveries(now.plus_ms(lease_ms - 1), lease_ms, 10, &[])
         .await
         .unwrap();
     assert!(during.is_empty());
     // After it, one does, and the attempt counts as the second.
     let after = store
-        .claim_deliveries(now.plus_ms(lease_ms + 1), lease_ms, 10)
+        .claim_deliveries(now.plus_ms(lease_ms + 1), lease_ms, 10, &[])
         .await
         .unwrap();
     assert_eq!(after.len(), 1);
@@ -874,9 +877,37 @@ async fn a_crashed_workers_lease_runs_out_and_the_delivery_is_taken_over() {
         .await
         .unwrap();
     let again = store
-        .claim_deliveries(now.plus_ms(2 * lease_ms + 2), lease_ms, 10)
+        .claim_deliveries(now.plus_ms(2 * lease_ms + 2), lease_ms, 10, &[])
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "the stale success changed nothing");
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
+    // Eight slots: the hanging endpoint may hold two running and two waiting.
+    let app = spawn_app_configured(Arc::new(SystemClock), |config| {
+        config.webhook_concurrency = 8;
+    })
+    .await;
+    let (receiver, base) = spawn_receiver().await;
+    create_endpoint(&app, &format!("{base}/hang"), json!(["payment.pending"])).await;
+    create_endpoint(&app, &format!("{base}/ok"), json!(["payment.pending"])).await;
+    let payments = 16;
+    for _ in 0..payments {
+        create_payment(&app, "+254712340004").await;
+    }
+    let started = std::time::Instant::now();
+    eventually("every delivery to the healthy endpoint", async || {
+        (receiver.on("/ok").len() >= payments).then_some(())
+    })
+    .await;
+    // Each hanging attempt takes the whole 1 s timeout; had they taken every
+    // slot, the healthy deliveries would have queued behind them for seconds.
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500),
+        "{:?}",
+        started.elapsed()
+    );
 }
