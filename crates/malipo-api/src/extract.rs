@@ -149,4 +149,74 @@ mod tests {
         let error = field_error("scopes[0]", "invalid type: integer `3`, expected a string");
         assert_eq!(error.param.as_deref(), Some("scopes[0]"));
     }
+
+    mod prop {
+        use std::collections::BTreeMap;
+
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Nested {
+            phone: String,
+        }
+
+        /// Shaped like the API's request bodies.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            amount: i64,
+            currency: String,
+            customer: Option<Nested>,
+            metadata: Option<BTreeMap<String, String>>,
+            scopes: Option<Vec<String>>,
+        }
+
+        fn bytes() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                any::<Vec<u8>>(),
+                any::<String>().prop_map(String::into_bytes),
+                "[{}\\[\\]\":,0-9a-z \\\\.-]{0,60}".prop_map(String::into_bytes),
+                (any::<i64>(), "[A-Z]{0,4}", any::<String>()).prop_map(|(amount, currency, key)| {
+                    serde_json::json!({"amount": amount, "currency": currency, "customer": {"phone": key}})
+                        .to_string()
+                        .into_bytes()
+                }),
+            ]
+        }
+
+        fn check<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<(), TestCaseError> {
+            if let Err(error) = parse_json::<T>(is_json, bytes) {
+                prop_assert!(matches!(
+                    error.code,
+                    ErrorCode::InvalidJson
+                        | ErrorCode::InvalidRequest
+                        | ErrorCode::UnsupportedMediaType
+                ));
+                prop_assert!(error.code.status().is_client_error());
+                prop_assert!(!error.message.is_empty());
+                if !is_json {
+                    prop_assert_eq!(error.code, ErrorCode::UnsupportedMediaType);
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            /// Arbitrary bytes through the extractors' parsing: never a panic,
+            /// every failure a 4xx ApiError with a code and a message.
+            #[test]
+            fn arbitrary_bodies_are_parsed_or_refused_with_a_client_error(
+                bytes in bytes(),
+                is_json in any::<bool>(),
+            ) {
+                check::<Body>(is_json, &bytes)?;
+                check::<serde_json::Value>(is_json, &bytes)?;
+                check::<BTreeMap<String, String>>(is_json, &bytes)?;
+            }
+        }
+    }
 }

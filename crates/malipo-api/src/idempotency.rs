@@ -18,6 +18,15 @@ use crate::error::{ApiError, ErrorCode, payload_too_large};
 use crate::{AppState, BODY_LIMIT_BYTES};
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// The request's `Idempotency-Key`, for creates that keep it on the object
+/// they make (the layer has already checked it).
+pub fn request_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(&IDEMPOTENCY_KEY)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 const KEY_LENGTH_MAX: usize = 255;

@@ -129,13 +129,106 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));
-    state_free.split_for_parts().1
+    with_middleware_errors(state_free.split_for_parts().1)
+}
+
+/// Finishes the document with what the annotations cannot say per route:
+/// the errors the layers in front of a handler produce (a JSON body refused
+/// as not JSON, 400, too large, 413, or not `application/json`, 415; a
+/// POST's `Idempotency-Key` malformed, 400, in use, 409, or reused, 422) and
+/// the header's format; a list's `starting_after` as an id of what it lists;
+/// and an optional body as one that may be left out rather than sent `null`.
+/// Checked by schemathesis in CI (`.ci/run`).
+fn with_middleware_errors(openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use serde_json::{Value, json};
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+        })
+    };
+    let mut document = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
+    let schemas = document["components"]["schemas"].clone();
+    let operations = document["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter(|operation| operation.get("responses").is_some());
+    for operation in operations {
+        // An optional body (`Option<T>`) may be left out, not sent as `null`.
+        if let Some(schema) = operation.pointer_mut("/requestBody/content/application~1json/schema")
+            && let Some([body, null]) = schema["oneOf"].as_array().map(Vec::as_slice)
+            && null == &json!({"type": "null"})
+        {
+            *schema = body.clone();
+        }
+        let mut added = Vec::new();
+        // Only API-key routes read their bodies through `ApiJson`.
+        if operation.get("requestBody").is_some() && operation.get("security").is_some() {
+            added.push((
+                "400",
+                "`INVALID_JSON` or `INVALID_REQUEST`: the body is not JSON, or a field is wrong.",
+            ));
+            added.push(("413", "`PAYLOAD_TOO_LARGE`: the body is over 64 KiB."));
+            added.push((
+                "415",
+                "`UNSUPPORTED_MEDIA_TYPE`: the body is not `application/json`.",
+            ));
+        }
+        // A list's cursor is an id of the objects it lists.
+        let listed_id = operation
+            .pointer("/responses/200/content/application~1json/schema/$ref")
+            .and_then(Value::as_str)
+            .and_then(|list| list.strip_prefix("#/components/schemas/"))
+            .and_then(|list| schemas.get(list))
+            .and_then(|list| list.pointer("/properties/data/items"))
+            .and_then(|item| match item["$ref"].as_str() {
+                Some(name) => schemas.get(name.strip_prefix("#/components/schemas/")?),
+                None => Some(item),
+            })
+            .and_then(|item| item.pointer("/properties/id/$ref"))
+            .cloned();
+        let parameters = operation["parameters"].as_array_mut();
+        for parameter in parameters.into_iter().flatten() {
+            if let Some(id) = &listed_id
+                && parameter["name"] == "starting_after"
+            {
+                parameter["schema"] = json!({"$ref": id});
+            }
+            if parameter["name"] == "Idempotency-Key" && parameter["in"] == "header" {
+                parameter["schema"] = json!({
+                    "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"
+                });
+                added.push((
+                    "400",
+                    "`INVALID_REQUEST`: the Idempotency-Key header is malformed.",
+                ));
+                added.push(("409", "`IDEMPOTENCY_KEY_IN_USE`: a request with this Idempotency-Key is still running."));
+                added.push((
+                    "422",
+                    "`IDEMPOTENCY_KEY_REUSED`: the Idempotency-Key was used with another request.",
+                ));
+            }
+        }
+        let responses = operation["responses"]
+            .as_object_mut()
+            .expect("responses are an object");
+        for (status, description) in added {
+            responses
+                .entry(status)
+                .or_insert_with(|| error(description));
+        }
+    }
+    serde_json::from_value(document).expect("the OpenAPI document deserializes")
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     metrics::handle();
     let (router, openapi) = api_routes(&state).split_for_parts();
+    let openapi = with_middleware_errors(openapi);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(hosted::router())

@@ -310,4 +310,27 @@ mod tests {
             Ok(Money::new(100, Currency::KES))
         );
     }
+
+    proptest! {
+        /// Any text, and text that looks like an amount: never a panic, and
+        /// whatever parses formats back to text that parses to the same money.
+        #[test]
+        fn any_text_parses_or_errs_and_what_parses_round_trips(
+            text in prop_oneof![any::<String>(), "-?[0-9]{0,21}(\\.[0-9]{0,4})?"],
+            index in 0usize..Currency::ALL.len(),
+        ) {
+            let currency = Currency::ALL[index];
+            if let Ok(money) = Money::parse_major(&text, currency) {
+                prop_assert_eq!(money.currency, currency);
+                prop_assert_eq!(Money::parse_major(&money.format_major(), currency), Ok(money));
+            }
+        }
+
+        #[test]
+        fn any_currency_code_parses_or_errs(code in any::<String>()) {
+            if let Ok(currency) = Currency::parse(&code) {
+                prop_assert!(currency.code().eq_ignore_ascii_case(&code));
+            }
+        }
+    }
 }

@@ -210,4 +210,25 @@ mod tests {
         );
         assert_eq!(phone.masked(), "+2547…5678");
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any text, and text that looks like a number: never a panic, and
+            /// a parsed phone re-parses to itself.
+            #[test]
+            fn any_text_parses_or_errs_and_a_phone_reparses_to_itself(
+                text in prop_oneof![any::<String>(), "\\+?(2[0-9]{2})?[0-9 -]{0,16}"],
+            ) {
+                if let Ok(phone) = Phone::parse(&text) {
+                    prop_assert_eq!(Phone::parse(phone.as_str()), Ok(phone.clone()));
+                    prop_assert!(phone.as_str().starts_with('+'));
+                    prop_assert!(phone.as_str()[1..].bytes().all(|b| b.is_ascii_digit()));
+                    let _ = phone.masked();
+                }
+            }
+        }
+    }
 }

@@ -53,6 +53,9 @@ pub struct CreatePayment {
     pub phone: Option<Phone>,
     pub rail: Option<String>,
     pub merchant_reference: Option<String>,
+    /// The request's `Idempotency-Key`: kept on the payment, so a retry
+    /// after a crash finds it.
+    pub idempotency_key: Option<String>,
     pub description: String,
     /// A JSON object, already bounded in size.
     pub metadata: String,
@@ -195,6 +198,7 @@ impl Payments {
             rail: Some(rail.to_owned()),
             rail_transaction_id: None,
             merchant_reference: request.merchant_reference.clone(),
+            idempotency_key: request.idempotency_key.clone(),
             request_fingerprint: fingerprint(&request),
             description: request.description.clone(),
             metadata: request.metadata.clone(),
@@ -211,7 +215,7 @@ impl Payments {
         };
         let mut jobs = vec![NewJob::new(EXPIRE_JOB, payment.id, expires_at)];
         if payment.status == PaymentStatus::Pending {
-            jobs.push(NewJob::new(START_JOB, payment.id, now));
+            jobs.push(NewJob::new(START_JOB, payment.id, now).urgent());
         }
         let payment_id = payment.id;
         let outcome = self
@@ -255,7 +259,7 @@ impl Payments {
         };
         let job = NewJob {
             payload,
-            ..NewJob::new(START_JOB, id, now)
+            ..NewJob::new(START_JOB, id, now).urgent()
         };
         match self
             .store
@@ -313,7 +317,7 @@ impl Payments {
             customer_phone: Some(phone.to_string()),
             ..PaymentUpdate::default()
         };
-        let job = NewJob::new(START_JOB, id, now);
+        let job = NewJob::new(START_JOB, id, now).urgent();
         match self
             .store
             .update_payment(

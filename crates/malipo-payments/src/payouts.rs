@@ -21,6 +21,8 @@ pub struct CreatePayout {
     pub destination: PayoutDestination,
     pub rail: Option<String>,
     pub merchant_reference: Option<String>,
+    /// The request's `Idempotency-Key`, kept on the payout.
+    pub idempotency_key: Option<String>,
     pub description: String,
     pub metadata: String,
 }
@@ -106,6 +108,7 @@ impl Payments {
         );
         let payout = PayoutRecord {
             merchant_reference: request.merchant_reference,
+            idempotency_key: request.idempotency_key,
             description: request.description,
             metadata: request.metadata,
             ..payout
@@ -121,6 +124,7 @@ impl Payments {
         payment_id: PaymentId,
         amount_minor: Option<i64>,
         reason: String,
+        idempotency_key: Option<String>,
     ) -> Result<CreatePayoutOutcome, PaymentError> {
         let payment = self
             .store
@@ -164,6 +168,7 @@ impl Payments {
         );
         let refund = PayoutRecord {
             payment_id: Some(payment_id),
+            idempotency_key,
             description: reason,
             ..refund
         };
@@ -196,6 +201,7 @@ impl Payments {
             rail_transaction_id: None,
             payment_id: None,
             merchant_reference: None,
+            idempotency_key: None,
             request_fingerprint,
             description: String::new(),
             metadata: "{}".to_owned(),
@@ -267,11 +273,7 @@ impl Payments {
                 entries,
             )
         };
-        let jobs = [NewJob::new(
-            PAYOUT_START_JOB,
-            &outgoing.id,
-            outgoing.created_at,
-        )];
+        let jobs = [NewJob::new(PAYOUT_START_JOB, &outgoing.id, outgoing.created_at).urgent()];
         let outcome = self
             .store
             .create_payout(&outgoing, &hold, &jobs, self.views.as_ref())

@@ -30,6 +30,11 @@ const RETRY_BACKOFF_MS_MAX: i64 = 300_000;
 /// Runs jobs until `stopped` turns true.
 pub async fn run(payments: Payments, mut stopped: watch::Receiver<bool>) {
     loop {
+        // Checked every round: a queue that is never empty must not keep
+        // the worker (and graceful shutdown) going for ever.
+        if *stopped.borrow() {
+            return;
+        }
         let ran = match run_due_jobs(&payments).await {
             Ok(ran) => ran,
             Err(error) => {
@@ -59,35 +64,30 @@ pub async fn run_due_jobs(payments: &Payments) -> Result<usize, malipo_store::St
     let count = jobs.len();
     let mut round = Round::default();
     for job in jobs {
-        let result = match run_job(payments, &job, &mut round).await {
-            Ok(()) => {
-                round.finished.push(job.id);
-                Ok(())
-            }
+        match run_job(payments, &job, &mut round).await {
+            Ok(()) => round.finished.push(job.id),
             Err(JobFailure::Retry(reason)) => {
                 let backoff = (1_000i64 << job.attempts.clamp(0, 20)).min(RETRY_BACKOFF_MS_MAX);
                 tracing::warn!(job_id = %job.id, kind = %job.kind, subject = %job.subject_id, attempts = job.attempts, reason = %reason, "job will retry");
-                payments
-                    .store
-                    .retry_job(job.id, payments.clock.now().plus_ms(backoff), &reason)
-                    .await
+                round
+                    .later
+                    .push((job.id, payments.clock.now().plus_ms(backoff), reason));
             }
             Err(JobFailure::Later(run_at)) => {
-                payments.store.retry_job(job.id, run_at, "not yet").await
+                round.later.push((job.id, run_at, "not yet".to_owned()));
             }
-        };
-        if let Err(error) = result {
-            tracing::warn!(job_id = %job.id, error = %error, "could not record a job's result");
         }
     }
-    // One transaction for the round: the rails' acknowledgements and the
-    // removal of the jobs that ran. A job that ran but was not removed only
-    // runs again, and every job is idempotent.
+    // One transaction for the round: the rails' acknowledgements, the
+    // removal of the jobs that ran and the rescheduling of those to run
+    // again (one commit, not one per job). A job that ran but was not
+    // removed only runs again, and every job is idempotent.
     payments
         .store
-        .acknowledge_collections(
+        .finish_round(
             &round.acknowledgements,
             &round.finished,
+            &round.later,
             payments.clock.now(),
         )
         .await?;
@@ -100,6 +100,8 @@ struct Round {
     /// Payments the rail accepted: its id, and the poll that follows.
     acknowledgements: Vec<(PaymentId, String, NewJob)>,
     finished: Vec<malipo_core::JobId>,
+    /// Jobs to run again: when, and why.
+    later: Vec<(malipo_core::JobId, malipo_core::Timestamp, String)>,
 }
 
 enum JobFailure {
@@ -269,10 +271,10 @@ async fn poll_collection(payments: &Payments, job: &JobRecord) -> Result<(), Job
     let Some(rail) = payments.rails.get(rail_id) else {
         return Ok(());
     };
-    let next_poll = payments
-        .clock
-        .now()
-        .plus_ms(rail.capabilities().poll_after_ms);
+    let next_poll = payments.clock.now().plus_ms(poll_backoff_ms(
+        rail.capabilities().poll_after_ms,
+        job.attempts,
+    ));
     match rail.query_status(transaction_id).await {
         Ok(report) => {
             if !payments
@@ -449,6 +451,19 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
     Ok(())
 }
 
+/// The longest wait between two status queries of one transaction.
+const POLL_INTERVAL_MAX_MS: i64 = 60_000;
+
+/// The wait before the next status query: the rail's interval, doubling
+/// with each query already made, at most a minute. Many pending payments
+/// (customers who never answer) then cost a trickle of queries, not a flood.
+fn poll_backoff_ms(poll_after_ms: i64, queries_made: i64) -> i64 {
+    let doublings = queries_made.saturating_sub(1).clamp(0, 16) as u32;
+    poll_after_ms
+        .saturating_mul(1 << doublings)
+        .min(POLL_INTERVAL_MAX_MS.max(poll_after_ms))
+}
+
 /// Polls of a payout give up after this many; the operator sees it pending.
 const PAYOUT_POLLS_MAX: i64 = 200;
 
@@ -533,10 +548,10 @@ async fn poll_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFail
     ) else {
         return Ok(());
     };
-    let next_poll = payments
-        .clock
-        .now()
-        .plus_ms(rail.capabilities().poll_after_ms);
+    let next_poll = payments.clock.now().plus_ms(poll_backoff_ms(
+        rail.capabilities().poll_after_ms,
+        job.attempts,
+    ));
     match rail.query_status(transaction_id).await {
         Ok(report)
             if payments
@@ -570,4 +585,23 @@ async fn awaits_acknowledgement(
         payout
             .is_some_and(|p| p.rail_transaction_id.is_none() && p.status == PayoutStatus::Pending),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_backs_off_to_a_minute() {
+        let waits: Vec<i64> = (1..=8).map(|n| poll_backoff_ms(3_000, n)).collect();
+        assert_eq!(
+            waits,
+            [3_000, 6_000, 12_000, 24_000, 48_000, 60_000, 60_000, 60_000]
+        );
+        assert_eq!(
+            poll_backoff_ms(90_000, 3),
+            90_000,
+            "never below the rail's own"
+        );
+    }
 }

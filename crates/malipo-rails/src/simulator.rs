@@ -823,4 +823,70 @@ mod tests {
             );
         }
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One for every case: building its HTTP client is slow.
+        static SIMULATOR: std::sync::LazyLock<Simulator> =
+            std::sync::LazyLock::new(|| Simulator::new(SimulatorConfig::default()));
+
+        fn header_name() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(SIGNATURE_HEADER.to_owned()),
+                Just(SIGNATURE_HEADER.to_uppercase()),
+                any::<String>(),
+            ]
+        }
+
+        fn header_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "t=-?[0-9]{1,20}(,v1=[0-9a-fA-F]{0,66})*",
+                "[tv1=,0-9a-f ]{0,80}",
+            ]
+        }
+
+        proptest! {
+            /// Arbitrary headers and body: never a panic, and without the
+            /// signing secret nothing verifies.
+            #[test]
+            fn arbitrary_callbacks_never_panic_and_never_verify(
+                headers in proptest::collection::vec((header_name(), header_value()), 0..4),
+                body in prop_oneof![
+                    any::<Vec<u8>>(),
+                    any::<String>().prop_map(String::into_bytes),
+                ],
+            ) {
+                prop_assert!(SIMULATOR.parse_callback(&headers, &body).is_err());
+            }
+
+            /// A signature made with another secret, or over another body,
+            /// never verifies; the real one over the same body does.
+            #[test]
+            fn forged_signatures_never_verify(
+                secret in proptest::collection::vec(any::<u8>(), 0..40),
+                other_secret in proptest::collection::vec(any::<u8>(), 0..40),
+                body in any::<Vec<u8>>(),
+                other_body in any::<Vec<u8>>(),
+                now in 0i64..4_000_000_000,
+            ) {
+                let header = sign(&secret, now, &body);
+                prop_assert_eq!(verify(&secret, &header, &body, now), Ok(()));
+                if other_secret != secret {
+                    prop_assert!(verify(&other_secret, &header, &body, now).is_err());
+                }
+                if other_body != body {
+                    prop_assert!(verify(&secret, &header, &other_body, now).is_err());
+                }
+            }
+
+            #[test]
+            fn hex_round_trips(bytes in any::<Vec<u8>>(), text in any::<String>()) {
+                prop_assert_eq!(from_hex(&to_hex(&bytes)), Some(bytes));
+                let _ = from_hex(&text);
+            }
+        }
+    }
 }

@@ -69,7 +69,7 @@ impl Store {
         enqueue_in(
             &mut transaction,
             self.backend(),
-            &[NewJob::new(PROCESS_INBOUND_JOB, id, now)],
+            &[NewJob::new(PROCESS_INBOUND_JOB, id, now).urgent()],
             now,
         )
         .await?;

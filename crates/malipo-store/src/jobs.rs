@@ -21,6 +21,10 @@ pub struct NewJob {
     /// JSON with anything else the job needs.
     pub payload: String,
     pub run_at: Timestamp,
+    /// Leased before every job that is not: a customer's prompt or a
+    /// rail's callback, which someone is waiting for, must not queue
+    /// behind a backlog of status polls.
+    pub urgent: bool,
 }
 
 impl NewJob {
@@ -30,7 +34,13 @@ impl NewJob {
             subject_id: subject_id.to_string(),
             payload: "{}".to_owned(),
             run_at,
+            urgent: false,
         }
+    }
+
+    pub fn urgent(mut self) -> Self {
+        self.urgent = true;
+        self
     }
 }
 
@@ -70,7 +80,7 @@ pub(crate) async fn enqueue_in(
     }
     let mut sql = Sql::new(
         backend,
-        "INSERT INTO jobs (id, kind, subject_id, payload, run_at_ms, created_at_ms) VALUES ",
+        "INSERT INTO jobs (id, kind, subject_id, payload, run_at_ms, created_at_ms, priority) VALUES ",
     );
     sql.bind_rows(jobs.iter().map(|job| {
         [
@@ -80,9 +90,36 @@ pub(crate) async fn enqueue_in(
             Value::from(job.payload.clone()),
             Value::from(job.run_at.unix_ms()),
             Value::from(now.unix_ms()),
+            Value::from(if job.urgent { 0 } else { 1 }),
         ]
     }));
     sql.query().execute(&mut **transaction).await?;
+    Ok(())
+}
+
+/// Releases leased jobs to run again at their times, with why, in one
+/// statement per chunk.
+pub(crate) async fn reschedule_in(
+    transaction: &mut Transaction,
+    backend: Backend,
+    jobs: &[(JobId, Timestamp, String)],
+) -> Result<(), StoreError> {
+    for chunk in jobs.chunks(crate::sql::PLACEHOLDERS_MAX / 3) {
+        let mut sql = Sql::new(
+            backend,
+            "UPDATE jobs SET run_at_ms = v.column2, locked_until_ms = NULL, last_error = v.column3 \
+             FROM (VALUES ",
+        );
+        sql.bind_rows(chunk.iter().map(|(id, run_at, error)| {
+            [
+                Value::from(id.to_string()),
+                Value::from(run_at.unix_ms()),
+                Value::from(error.as_str()),
+            ]
+        }));
+        sql.push(") AS v WHERE jobs.id = v.column1");
+        sql.query().execute(&mut **transaction).await?;
+    }
     Ok(())
 }
 
@@ -111,7 +148,7 @@ impl Store {
             .bind(now.unix_ms())
             .push(" AND (locked_until_ms IS NULL OR locked_until_ms < ")
             .bind(now.unix_ms())
-            .push(") ORDER BY run_at_ms LIMIT ")
+            .push(") ORDER BY priority, run_at_ms LIMIT ")
             .bind(i64::from(limit))
             .push(skip_locked)
             .push(") RETURNING id, kind, subject_id, payload, run_at_ms, attempts, last_error");

@@ -44,6 +44,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_events.sql"),
         postgres: include_str!("../migrations/postgres/0005_events.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_keys_and_priorities",
+        sqlite: include_str!("../migrations/sqlite/0006_keys_and_priorities.sql"),
+        postgres: include_str!("../migrations/postgres/0006_keys_and_priorities.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::events::{NewEvent, ObjectViews};
-use crate::jobs::{NewJob, enqueue_in};
+use crate::jobs::{NewJob, enqueue_in, reschedule_in};
 use crate::ledger::post_transfers_in;
 use std::collections::HashSet;
 
@@ -32,6 +32,8 @@ pub struct PaymentRecord {
     pub rail: Option<String>,
     pub rail_transaction_id: Option<String>,
     pub merchant_reference: Option<String>,
+    /// The create request's `Idempotency-Key`, unique per merchant and mode.
+    pub idempotency_key: Option<String>,
     pub request_fingerprint: String,
     pub description: String,
     /// A JSON object.
@@ -102,9 +104,9 @@ pub struct PaymentFilter {
 const COLUMNS: &str = "id, merchant_id, mode, status, amount_minor, currency, fee_minor, fee_payer, \
      customer_total_minor, merchant_net_minor, customer_phone, rail, rail_transaction_id, merchant_reference, \
      request_fingerprint, description, metadata, redirect_url, next_action, fields, failure_code, failure_message, \
-     refunded_minor, expires_at_ms, created_at_ms, updated_at_ms, completed_at_ms";
+     refunded_minor, expires_at_ms, created_at_ms, updated_at_ms, completed_at_ms, idempotency_key";
 
-const PAYMENT_COLUMNS_COUNT: usize = 27;
+const PAYMENT_COLUMNS_COUNT: usize = 28;
 
 fn payment_values(payment: &PaymentRecord) -> [Value; PAYMENT_COLUMNS_COUNT] {
     [
@@ -135,6 +137,7 @@ fn payment_values(payment: &PaymentRecord) -> [Value; PAYMENT_COLUMNS_COUNT] {
         Value::from(payment.created_at.unix_ms()),
         Value::from(payment.updated_at.unix_ms()),
         Value::from(payment.completed_at.map(Timestamp::unix_ms)),
+        Value::from(payment.idempotency_key.clone()),
     ]
 }
 
@@ -166,6 +169,7 @@ fn from_row(row: &AnyRow) -> Result<PaymentRecord, StoreError> {
         rail: row.try_get("rail")?,
         rail_transaction_id: row.try_get("rail_transaction_id")?,
         merchant_reference: row.try_get("merchant_reference")?,
+        idempotency_key: row.try_get("idempotency_key")?,
         request_fingerprint: row.try_get("request_fingerprint")?,
         description: row.try_get("description")?,
         metadata: row.try_get("metadata")?,
@@ -202,9 +206,8 @@ impl Store {
                 &format!("INSERT INTO payments ({COLUMNS}) VALUES "),
             );
             sql.bind_rows(chunk.iter().map(|(payment, _)| payment_values(payment)));
-            sql.push(
-                " ON CONFLICT (merchant_id, mode, merchant_reference) DO NOTHING RETURNING id",
-            );
+            // Any conflict: the merchant reference or the idempotency key.
+            sql.push(" ON CONFLICT DO NOTHING RETURNING id");
             for row in sql.query().fetch_all(&mut *transaction).await? {
                 inserted.insert(row.try_get("id")?);
             }
@@ -220,20 +223,31 @@ impl Store {
                 continue;
             }
             // Read in this transaction: asking the pool for a second
-            // connection while holding one can starve it under load.
-            let reference = payment
-                .merchant_reference
-                .clone()
-                .expect("only a merchant reference can conflict");
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND mode = $2 AND merchant_reference = $3"
-            )))
-            .bind(payment.merchant_id.to_string())
-            .bind(payment.mode.as_str())
-            .bind(reference)
-            .fetch_one(&mut *transaction)
-            .await?;
-            let existing = from_row(&row)?;
+            // connection while holding one can starve it under load. The
+            // same idempotency key is the same request, retried; else it
+            // is the merchant reference that is taken.
+            let mut existing = None;
+            for (column, value) in [
+                ("idempotency_key", &payment.idempotency_key),
+                ("merchant_reference", &payment.merchant_reference),
+            ] {
+                let Some(value) = value else { continue };
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM payments WHERE merchant_id = $1 AND mode = $2 AND {column} = $3"
+                )))
+                .bind(payment.merchant_id.to_string())
+                .bind(payment.mode.as_str())
+                .bind(value.clone())
+                .fetch_optional(&mut *transaction)
+                .await?;
+                if let Some(row) = row {
+                    existing = Some(from_row(&row)?);
+                    break;
+                }
+            }
+            let existing = existing.ok_or_else(|| {
+                StoreError::corrupt("payments", "id", "an insert conflicted with no payment")
+            })?;
             outcomes.push(
                 if existing.request_fingerprint == payment.request_fingerprint {
                     CreatePaymentOutcome::Existing(existing)
@@ -316,14 +330,15 @@ impl Store {
         Ok(UpdateOutcome::Updated(Box::new(payment)))
     }
 
-    /// Records many rails' acknowledgements (each rail's id on its pending
-    /// payment, once, with the poll that follows)
-    /// and removes the jobs that produced them, in one transaction: the
-    /// worker's write for a round of push prompts.
-    pub async fn acknowledge_collections(
+    /// Writes a worker's round in one transaction: many rails'
+    /// acknowledgements (each rail's id on its pending payment, once, with
+    /// the poll that follows), the removal of the jobs that finished, and
+    /// the rescheduling of those to run again.
+    pub async fn finish_round(
         &self,
         acknowledgements: &[(PaymentId, String, NewJob)],
         finished_jobs: &[malipo_core::JobId],
+        later_jobs: &[(malipo_core::JobId, Timestamp, String)],
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut transaction = self.begin_write().await?;
@@ -349,6 +364,7 @@ impl Store {
             sql.bind_list(chunk.iter().map(ToString::to_string));
             sql.query().execute(&mut *transaction).await?;
         }
+        reschedule_in(&mut transaction, self.backend(), later_jobs).await?;
         transaction.commit().await?;
         Ok(())
     }

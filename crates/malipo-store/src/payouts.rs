@@ -82,6 +82,8 @@ pub struct PayoutRecord {
     pub rail_transaction_id: Option<String>,
     pub payment_id: Option<PaymentId>,
     pub merchant_reference: Option<String>,
+    /// The create request's `Idempotency-Key`, unique per merchant, mode and kind.
+    pub idempotency_key: Option<String>,
     pub request_fingerprint: String,
     pub description: String,
     pub metadata: String,
@@ -120,7 +122,7 @@ pub enum CreatePayoutOutcome {
 const COLUMNS: &str = "id, kind, merchant_id, mode, status, amount_minor, currency, fee_minor, destination_kind, \
      phone, bank_code, account_number, account_name, rail, rail_transaction_id, payment_id, merchant_reference, \
      request_fingerprint, description, metadata, hold_transfer_id, failure_code, failure_message, created_at_ms, \
-     updated_at_ms, completed_at_ms";
+     updated_at_ms, completed_at_ms, idempotency_key";
 
 fn from_row(row: &AnyRow) -> Result<PayoutRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("payouts", column, reason);
@@ -171,6 +173,7 @@ fn from_row(row: &AnyRow) -> Result<PayoutRecord, StoreError> {
             .transpose()
             .map_err(|e| bad("payment_id", e.to_string()))?,
         merchant_reference: row.try_get("merchant_reference")?,
+        idempotency_key: row.try_get("idempotency_key")?,
         request_fingerprint: row.try_get("request_fingerprint")?,
         description: row.try_get("description")?,
         metadata: row.try_get("metadata")?,
@@ -187,23 +190,31 @@ fn from_row(row: &AnyRow) -> Result<PayoutRecord, StoreError> {
 
 type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 
+/// The payout or refund this one repeats: the same idempotency key (the
+/// same request, retried) or, failing that, the same merchant reference.
 async fn find_by_reference_in(
     transaction: &mut Transaction,
     payout: &PayoutRecord,
 ) -> Result<Option<PayoutRecord>, StoreError> {
-    let Some(reference) = &payout.merchant_reference else {
-        return Ok(None);
-    };
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payouts WHERE merchant_id = $1 AND mode = $2 AND kind = $3 AND merchant_reference = $4"
-    )))
-    .bind(payout.merchant_id.to_string())
-    .bind(payout.mode.as_str())
-    .bind(payout.kind.as_str())
-    .bind(reference.clone())
-    .fetch_optional(&mut **transaction)
-    .await?;
-    row.as_ref().map(from_row).transpose()
+    for (column, value) in [
+        ("idempotency_key", &payout.idempotency_key),
+        ("merchant_reference", &payout.merchant_reference),
+    ] {
+        let Some(value) = value else { continue };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM payouts WHERE merchant_id = $1 AND mode = $2 AND kind = $3 AND {column} = $4"
+        )))
+        .bind(payout.merchant_id.to_string())
+        .bind(payout.mode.as_str())
+        .bind(payout.kind.as_str())
+        .bind(value.clone())
+        .fetch_optional(&mut **transaction)
+        .await?;
+        if let Some(row) = row {
+            return Ok(Some(from_row(&row)?));
+        }
+    }
+    Ok(None)
 }
 
 impl Store {
@@ -282,8 +293,8 @@ impl Store {
             };
         let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payouts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) \
-             ON CONFLICT (merchant_id, mode, kind, merchant_reference) DO NOTHING"
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) \
+             ON CONFLICT DO NOTHING"
         )))
         .bind(payout.id.clone())
         .bind(payout.kind.as_str())
@@ -311,6 +322,7 @@ impl Store {
         .bind(now.unix_ms())
         .bind(now.unix_ms())
         .bind(None::<i64>)
+        .bind(payout.idempotency_key.clone())
         .execute(&mut *transaction)
         .await?
         .rows_affected();

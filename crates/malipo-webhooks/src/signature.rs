@@ -641,4 +641,75 @@ mod tests {
         assert_eq!(hex_decode("+1"), None);
         assert_eq!(hex_decode("é0"), None);
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+        fn stripe_header() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "t=-?[0-9]{1,20}(,v[01]=[0-9a-fA-F]{0,66})*",
+                "[tv01=, 0-9a-f]{0,80}",
+            ]
+        }
+
+        fn standard_header() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                "(v1a?,[A-Za-z0-9+/=]{0,48} ?){0,3}",
+                "[v1, A-Za-z0-9+/=]{0,80}",
+            ]
+        }
+
+        proptest! {
+            /// Arbitrary header strings: never a panic, never a match.
+            #[test]
+            fn arbitrary_headers_never_panic_and_never_verify(
+                stripe in stripe_header(),
+                standard in standard_header(),
+                timestamp in prop_oneof![any::<String>(), "-?[0-9]{1,20}"],
+                id in any::<String>(),
+                body in any::<Vec<u8>>(),
+                now in any::<i64>(),
+                tolerance in any::<i64>(),
+            ) {
+                prop_assert!(verify_stripe_style(SECRET, &stripe, &body, now, tolerance).is_err());
+                prop_assert!(
+                    verify_standard(SECRET, &id, &timestamp, &standard, &body, now, tolerance).is_err()
+                );
+            }
+
+            /// The signed body verifies in both schemes; any other body fails.
+            #[test]
+            fn only_the_signed_body_verifies(
+                id in "[a-z_0-9]{1,30}",
+                body in any::<Vec<u8>>(),
+                other_body in any::<Vec<u8>>(),
+                now in 0i64..4_000_000_000,
+            ) {
+                let headers = sign(&[SECRET], &id, now, &body);
+                let standard = |body: &[u8]| verify_standard(
+                    SECRET, &id, &headers.webhook_timestamp, &headers.webhook_signature, body, now, TOLERANCE,
+                );
+                let stripe = |body: &[u8]| {
+                    verify_stripe_style(SECRET, &headers.malipo_signature, body, now, TOLERANCE)
+                };
+                prop_assert_eq!(standard(&body), Ok(()));
+                prop_assert_eq!(stripe(&body), Ok(()));
+                if other_body != body {
+                    prop_assert_eq!(standard(&other_body), Err(VerifyError::NoMatch));
+                    prop_assert_eq!(stripe(&other_body), Err(VerifyError::NoMatch));
+                }
+            }
+
+            #[test]
+            fn hex_round_trips(bytes in any::<Vec<u8>>(), text in any::<String>()) {
+                prop_assert_eq!(hex_decode(&hex_encode(&bytes)), Some(bytes));
+                let _ = hex_decode(&text);
+            }
+        }
+    }
 }

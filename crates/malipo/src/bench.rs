@@ -18,6 +18,10 @@ pub enum BenchCommand {
     /// Webhook delivery throughput, and the time from an event's commit to
     /// its first attempt, against a healthy local receiver.
     Webhooks(crate::bench_webhooks::WebhookBenchArgs),
+    /// The end-to-end benchmark's load client, against a running server
+    /// (`bench/e2e.sh` starts one): payment creation at fixed rates and at
+    /// saturation, the sandbox round trip to a webhook, and memory.
+    Http(crate::bench_http::HttpBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +44,7 @@ pub async fn run(database_url: Option<String>, command: BenchCommand) -> anyhow:
     match command {
         BenchCommand::Ledger(args) => ledger(database_url, args).await,
         BenchCommand::Webhooks(args) => crate::bench_webhooks::run(database_url, args).await,
+        BenchCommand::Http(args) => crate::bench_http::run(database_url, args).await,
     }
 }
 

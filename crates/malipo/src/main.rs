@@ -10,6 +10,7 @@ use malipo_store::{NewApiKey, PageRequest, Store, Tenant};
 use tracing_subscriber::EnvFilter;
 
 mod bench;
+mod bench_http;
 mod bench_webhooks;
 mod listen;
 mod operator;

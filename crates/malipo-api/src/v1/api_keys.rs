@@ -71,10 +71,14 @@ pub struct CreatedApiKeyOut {
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     /// What the key is for, 1 to 100 characters.
-    #[schema(example = "Till software, branch 4")]
+    #[schema(example = "Till software, branch 4", max_length = 100, pattern = "\\S")]
     pub name: String,
     /// Scopes to grant; default: all the scopes of the calling key.
-    #[schema(example = json!(["payments:write"]))]
+    #[schema(
+        example = json!(["payments:write"]),
+        value_type = Option<Vec<crate::v1::ScopeName>>,
+        min_items = 1
+    )]
     pub scopes: Option<Vec<String>>,
 }
 

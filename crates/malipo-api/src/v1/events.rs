@@ -73,18 +73,21 @@ pub(crate) fn parse_event_id(id: &str) -> Result<EventId, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct EventListParams {
     /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The last event id of the previous page.
     pub starting_after: Option<String>,
     /// An event type (`payment.succeeded`) or a category (`payment.*`).
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<crate::v1::EventTypeFilter>, inline)]
     pub kind: Option<String>,
     /// The id of the object the events are about (`pay_…`, `po_…`, …).
     pub object_id: Option<String>,
     /// RFC 3339.
+    #[param(format = DateTime)]
     pub created_gte: Option<String>,
     /// RFC 3339.
+    #[param(format = DateTime)]
     pub created_lt: Option<String>,
 }
 
@@ -207,7 +210,7 @@ pub struct RedeliverIn {
 /// Deliver an event again, with a fresh retry schedule.
 #[utoipa::path(post, path = "/v1/events/{id}/redeliver", tag = "events",
     params(("id" = String, Path, description = "The event's id, `evt_…`.")),
-    request_body = RedeliverIn,
+    request_body(content = Option<RedeliverIn>, description = "May be left out."),
     security(("api_key" = ["webhooks:write"])),
     responses(
         (status = 200, description = "Queued.", body = RedeliveryOut),

@@ -96,9 +96,9 @@ pub async fn list_fee_schedules(
 #[serde(deny_unknown_fields)]
 pub struct FeeQuoteIn {
     /// What the merchant asks for, in minor units (≥ 0).
-    #[schema(example = 50_000_000)]
+    #[schema(example = 50_000_000, minimum = 0)]
     pub amount: i64,
-    #[schema(example = "TZS")]
+    #[schema(value_type = crate::v1::CurrencyCode, example = "TZS")]
     pub currency: String,
     pub direction: Direction,
     /// The rail; omit for the schedule that applies to any rail.

@@ -75,9 +75,9 @@ pub struct FxQuoteIn {
     /// Minor units of `from_currency`.
     #[schema(example = 1000)]
     pub amount: i64,
-    #[schema(example = "USD")]
+    #[schema(value_type = crate::v1::CurrencyCode, example = "USD")]
     pub from_currency: String,
-    #[schema(example = "UGX")]
+    #[schema(value_type = crate::v1::CurrencyCode, example = "UGX")]
     pub to_currency: String,
 }
 

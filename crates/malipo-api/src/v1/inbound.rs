@@ -28,7 +28,7 @@ pub struct InboundOut {
 /// disagrees with it is kept and flagged, never applied.
 #[utoipa::path(post, path = "/v1/inbound/{rail}", tag = "inbound",
     params(("rail" = String, Path, description = "The rail that sends it, e.g. `simulator`.")),
-    request_body(content = Vec<u8>, description = "The rail's own callback format.", content_type = "application/json"),
+    request_body(content = Option<String>, description = "The rail's own callback format (JSON for the simulator), stored as received, even empty.", content_type = "application/octet-stream"),
     responses(
         (status = 202, description = "Stored for processing.", body = InboundOut),
         (status = 404, description = "Not a rail id.", body = ErrorEnvelope),

@@ -128,16 +128,21 @@ impl From<TransferRecord> for LedgerTransferOut {
 #[into_params(parameter_in = Query)]
 pub struct TransferListParams {
     /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The last transfer id of the previous page.
     pub starting_after: Option<String>,
     /// Only transfers with an entry on this account (`acct_…`).
+    #[param(value_type = Option<AccountId>)]
     pub account: Option<String>,
     /// Only transfers with an entry in this currency.
+    #[param(value_type = Option<crate::v1::CurrencyCode>)]
     pub currency: Option<String>,
     /// Only transfers created at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub created_gte: Option<String>,
     /// Only transfers created before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub created_lt: Option<String>,
 }
 

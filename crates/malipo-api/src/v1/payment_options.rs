@@ -38,8 +38,10 @@ pub struct PaymentOptionParams {
     /// ISO 3166 alpha-2, e.g. KE.
     pub country: Option<String>,
     /// `mobile_money` or `bank`.
+    #[param(pattern = "^(mobile_money|bank)$")]
     pub method: Option<String>,
     /// `collection` or `payout`.
+    #[param(value_type = Option<Direction>)]
     pub direction: Option<String>,
 }
 

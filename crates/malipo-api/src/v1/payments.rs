@@ -45,9 +45,9 @@ pub struct CustomerIn {
 #[serde(deny_unknown_fields)]
 pub struct PaymentIn {
     /// Minor units of `currency` (cents, ngwee; whole shillings for UGX).
-    #[schema(example = 150_000)]
+    #[schema(example = 150_000, minimum = 1)]
     pub amount: i64,
-    #[schema(example = "KES")]
+    #[schema(value_type = crate::v1::CurrencyCode, example = "KES")]
     pub currency: String,
     /// Omit it to let the customer give their number on the hosted page
     /// (`payment_url`).
@@ -62,11 +62,11 @@ pub struct PaymentIn {
     /// Shown to the customer where the rail allows.
     pub description: Option<String>,
     /// Up to 20 string values of your own.
-    #[schema(value_type = Object)]
     pub metadata: Option<BTreeMap<String, String>>,
     /// Where the hosted page sends the customer back.
     pub redirect_url: Option<String>,
     /// How long the customer has to approve, 30 to 86,400 seconds; default 90.
+    #[schema(minimum = 30, maximum = 86_400)]
     pub expires_in_seconds: Option<i64>,
 }
 
@@ -229,6 +229,7 @@ impl PaymentIn {
             phone,
             rail: self.rail,
             merchant_reference: self.merchant_reference,
+            idempotency_key: None,
             description,
             metadata: parse_metadata(self.metadata)?,
             redirect_url: parse_redirect_url(self.redirect_url)?,
@@ -255,10 +256,12 @@ impl PaymentIn {
 pub async fn create_payment(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<PaymentIn>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::write(ScopeFamily::Payments))?;
-    let request = input.parse()?;
+    let mut request = input.parse()?;
+    request.idempotency_key = crate::idempotency::request_key(&headers);
     let hosted = |id| state.payments.views.payment_url(id);
     let outcome = state
         .payments
@@ -312,17 +315,21 @@ pub async fn get_payment(
 #[into_params(parameter_in = Query)]
 pub struct PaymentListParams {
     /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The last payment id of the previous page.
     pub starting_after: Option<String>,
+    #[param(value_type = Option<PaymentStatus>)]
     pub status: Option<String>,
     pub rail: Option<String>,
     pub merchant_reference: Option<String>,
     /// E.164.
     pub phone: Option<String>,
     /// RFC 3339.
+    #[param(format = DateTime)]
     pub created_gte: Option<String>,
     /// RFC 3339.
+    #[param(format = DateTime)]
     pub created_lt: Option<String>,
 }
 

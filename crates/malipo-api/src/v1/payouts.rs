@@ -34,8 +34,15 @@ pub enum DestinationIn {
     },
     /// A bank account.
     Bank {
+        #[schema(pattern = "^[A-Za-z0-9]{1,20}$")]
         bank_code: String,
+        #[schema(pattern = "^[A-Za-z0-9]{1,34}$")]
         account_number: String,
+        /// Not blank; at most 100 characters, without control characters.
+        #[schema(
+            pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            max_length = 100
+        )]
         account_name: String,
     },
 }
@@ -44,14 +51,15 @@ pub enum DestinationIn {
 #[serde(deny_unknown_fields)]
 pub struct PayoutIn {
     /// Minor units sent to the destination (any fee is held on top).
+    #[schema(minimum = 1)]
     pub amount: i64,
+    #[schema(value_type = crate::v1::CurrencyCode)]
     pub currency: String,
     pub destination: DestinationIn,
     pub rail: Option<String>,
     /// Unique per mode: a repeat with the same parameters returns the first payout.
     pub merchant_reference: Option<String>,
     pub description: Option<String>,
-    #[schema(value_type = Object)]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
@@ -147,6 +155,7 @@ fn parse_destination(destination: DestinationIn) -> Result<PayoutDestination, Ap
 pub async fn create_payout(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<PayoutIn>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::write(ScopeFamily::Payouts))?;
@@ -187,6 +196,7 @@ pub async fn create_payout(
         ));
     }
     let request = CreatePayout {
+        idempotency_key: crate::idempotency::request_key(&headers),
         amount: Money::new(input.amount, currency),
         destination: parse_destination(input.destination)?,
         rail: input.rail,
@@ -217,12 +227,45 @@ fn payout_error(error: PaymentError) -> ApiError {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PayoutListParams {
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    #[param(value_type = Option<PayoutId>, inline)]
     pub starting_after: Option<String>,
     /// `pending`, `succeeded`, `failed`.
+    #[param(pattern = "^(pending|succeeded|failed)$")]
     pub status: Option<String>,
     /// Refunds only: those of this payment.
+    #[param(value_type = Option<PaymentId>)]
     pub payment: Option<String>,
+}
+
+/// [`PayoutListParams`] as the refunds list documents them: its cursor is a
+/// refund id.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RefundListParams {
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    #[param(value_type = Option<RefundId>, inline)]
+    pub starting_after: Option<String>,
+    /// `pending`, `succeeded`, `failed`.
+    #[param(pattern = "^(pending|succeeded|failed)$")]
+    pub status: Option<String>,
+    /// Only the refunds of this payment.
+    #[param(value_type = Option<PaymentId>)]
+    pub payment: Option<String>,
+}
+
+impl From<RefundListParams> for PayoutListParams {
+    fn from(params: RefundListParams) -> Self {
+        Self {
+            limit: params.limit,
+            starting_after: params.starting_after,
+            status: params.status,
+            payment: params.payment,
+        }
+    }
 }
 
 impl PayoutListParams {
@@ -332,6 +375,7 @@ pub struct RefundIn {
     /// The payment to refund, `pay_…`.
     pub payment: String,
     /// Minor units; default: all that is left to refund.
+    #[schema(minimum = 1)]
     pub amount: Option<i64>,
     /// Kept with the refund.
     pub reason: Option<String>,
@@ -356,6 +400,7 @@ pub struct RefundIn {
 pub async fn create_refund(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<RefundIn>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::write(ScopeFamily::Refunds))?;
@@ -376,7 +421,13 @@ pub async fn create_refund(
     }
     let outcome = state
         .payments
-        .create_refund(caller.tenant, payment_id, input.amount, reason)
+        .create_refund(
+            caller.tenant,
+            payment_id,
+            input.amount,
+            reason,
+            crate::idempotency::request_key(&headers),
+        )
         .await
         .map_err(|error| match error {
             PaymentError::NotFound => {
@@ -389,7 +440,7 @@ pub async fn create_refund(
 
 /// List refunds, newest first (`payment` filters by payment).
 #[utoipa::path(get, path = "/v1/refunds", tag = "refunds",
-    params(PayoutListParams),
+    params(RefundListParams),
     security(("api_key" = ["refunds:read"])),
     responses(
         (status = 200, description = "OK.", body = List<PayoutOut>),
@@ -400,10 +451,10 @@ pub async fn create_refund(
 pub async fn list_refunds(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(params): ApiQuery<PayoutListParams>,
+    ApiQuery(params): ApiQuery<RefundListParams>,
 ) -> Result<Json<List<PayoutOut>>, ApiError> {
     caller.require(Scope::read(ScopeFamily::Refunds))?;
-    list(&state, &caller, PayoutKind::Refund, params).await
+    list(&state, &caller, PayoutKind::Refund, params.into()).await
 }
 
 /// Retrieve a refund.

@@ -38,19 +38,24 @@ pub(crate) fn parse_endpoint_id(id: &str) -> Result<WebhookEndpointId, ApiError>
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointIn {
     /// Where to POST events. Live mode: `https://` to a public address.
-    #[schema(example = "https://example.com/hooks/malipo")]
+    #[schema(example = "https://example.com/hooks/malipo", max_length = 2048)]
     pub url: String,
     pub description: Option<String>,
     /// Event types, `category.*` (e.g. `payment.*`), or `*` for all (the default).
-    #[schema(example = json!(["payment.succeeded", "payment.failed", "refund.*"]))]
+    #[schema(
+        example = json!(["payment.succeeded", "payment.failed", "refund.*"]),
+        value_type = Option<Vec<crate::v1::EnabledEvent>>, min_items = 1, max_items = 50
+    )]
     pub enabled_events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookEndpointUpdateIn {
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
     pub description: Option<String>,
+    #[schema(value_type = Option<Vec<crate::v1::EnabledEvent>>, min_items = 1, max_items = 50)]
     pub enabled_events: Option<Vec<String>>,
     /// `false` stops deliveries (queued ones are marked failed); `true`
     /// re-enables a disabled endpoint and clears its failure streak.
@@ -82,6 +87,7 @@ pub struct RotatedSecretOut {
 pub struct RotateIn {
     /// How long the previous secret keeps signing, 0 to 604,800 seconds;
     /// default 86,400 (24 hours).
+    #[schema(minimum = 0, maximum = 604_800)]
     pub overlap_seconds: Option<i64>,
 }
 
@@ -402,7 +408,7 @@ pub async fn delete_webhook_endpoint(
 /// without missing a delivery.
 #[utoipa::path(post, path = "/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks",
     params(("id" = String, Path, description = "The endpoint's id, `we_…`.")),
-    request_body = RotateIn,
+    request_body(content = Option<RotateIn>, description = "May be left out."),
     security(("api_key" = ["webhooks:write"])),
     responses(
         (status = 200, description = "Rotated; the new secret is in this answer only.", body = RotatedSecretOut),
@@ -487,7 +493,7 @@ pub async fn list_endpoint_deliveries(
 #[serde(deny_unknown_fields)]
 pub struct RedeliverFailedIn {
     /// RFC 3339: failed deliveries of events created at or after this.
-    #[schema(example = "2026-11-24T00:00:00Z")]
+    #[schema(example = "2026-11-24T00:00:00Z", format = DateTime)]
     pub since: String,
 }
 

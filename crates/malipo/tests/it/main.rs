@@ -4,12 +4,14 @@
 mod auth;
 mod binary;
 mod conventions;
+mod crash;
 mod harness;
 mod hosted;
 mod idempotency;
 mod ledger;
 mod listen;
 mod money_core;
+mod nodes;
 mod operations;
 mod payments;
 mod payouts;
