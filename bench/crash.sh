@@ -14,11 +14,10 @@
 # With a URL, each test creates (and drops) a fresh database through it, as
 # MALIPO_TEST_POSTGRES_URL does for the whole suite.
 #
-# Until payments and payouts carry their idempotency key, the long form
-# fails with "Payments made twice for one request": a kill between a create's
-# commit and the storing of its idempotent response, then a retry with the
-# same key after the claim's 60 s lease, makes a second payment when the
-# request had no merchant_reference. The short form never waits that long.
+# The long form is the one that waits out the idempotency claims' 60 s lease:
+# it is what found creates made twice when a kill fell between a create's
+# commit and the storing of its response (fixed: payments, payouts and
+# refunds now keep their Idempotency-Key under a unique constraint).
 #
 # Environment: KILLS (default 100); MALIPO_CRASH_SEED replays a run's kill
 # timings (the test prints its seed).

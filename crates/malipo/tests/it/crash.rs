@@ -8,9 +8,8 @@
 //! (see `bench/crash.sh`) runs a longer one by hand, long enough for the
 //! idempotency claims a kill left in progress to be taken over (60 s). One
 //! in eight payments has no merchant reference, so only its Idempotency-Key
-//! protects it: the long form, and the ignored test at the end, currently
-//! find such payments made twice (the known gap in ARCHITECTURE.md's
-//! Idempotency section).
+//! protects it: the long form, and the test at the end, found such payments
+//! made twice until the key was kept on the objects it creates.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -953,10 +952,9 @@ fn keyed_payment(counter: &AtomicU64, _task: usize) -> Sent {
 
 /// A kill between a create's commit and the storing of its idempotent
 /// response leaves the key's claim in progress; once the claim's 60 s lease
-/// is over, a retry with the key runs the handler again. Without a merchant
-/// reference nothing finds the first payment, and a second one is made.
-/// Here the lease is run out by SQL instead of waited for. The long form of
-/// the test above finds the same doubles by waiting.
+/// is over, a retry with the key runs the handler again, which must find
+/// the first payment by its key (there is no merchant reference) rather than
+/// make a second. Here the lease is run out by SQL instead of waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_the_claims_lease_never_makes_a_second_payment() {
     let database = TestDatabase::create().await;
