@@ -19,6 +19,20 @@ use crate::{AppState, BODY_LIMIT_BYTES};
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
+/// A create that conflicts with an object holding this request's
+/// `Idempotency-Key`: the key made that object for another request (its
+/// record may have been pruned, but the object keeps the key for good).
+pub fn reused_key(existing_key: Option<&str>, headers: &axum::http::HeaderMap) -> Option<ApiError> {
+    let key = request_key(headers)?;
+    (existing_key == Some(key.as_str())).then(|| {
+        ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "This Idempotency-Key made another object with different parameters. Use a new key for a new request.",
+        )
+        .with_param("Idempotency-Key")
+    })
+}
+
 /// The request's `Idempotency-Key`, for creates that keep it on the object
 /// they make (the layer has already checked it).
 pub fn request_key(headers: &axum::http::HeaderMap) -> Option<String> {

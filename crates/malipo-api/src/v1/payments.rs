@@ -275,6 +275,11 @@ pub async fn create_payment(
             (StatusCode::OK, Json(payment_out(&state, payment))).into_response()
         }
         CreatePaymentOutcome::ReferenceConflict(payment) => {
+            if let Some(error) =
+                crate::idempotency::reused_key(payment.idempotency_key.as_deref(), &headers)
+            {
+                return Err(error);
+            }
             return Err(PaymentError::ReferenceConflict(payment.id).into());
         }
     })

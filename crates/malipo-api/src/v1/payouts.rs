@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use malipo_core::{Currency, Money, PaymentId, PayoutId, Phone, RefundId, Scope, ScopeFamily};
 use malipo_payments::{CreatePayout, PaymentError};
@@ -63,7 +63,7 @@ pub struct PayoutIn {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
-fn respond(outcome: CreatePayoutOutcome) -> Result<Response, ApiError> {
+fn respond(outcome: CreatePayoutOutcome, headers: &HeaderMap) -> Result<Response, ApiError> {
     match outcome {
         CreatePayoutOutcome::Created(payout) => {
             Ok((StatusCode::CREATED, Json(PayoutOut::from(*payout))).into_response())
@@ -71,14 +71,20 @@ fn respond(outcome: CreatePayoutOutcome) -> Result<Response, ApiError> {
         CreatePayoutOutcome::Existing(payout) => {
             Ok((StatusCode::OK, Json(PayoutOut::from(*payout))).into_response())
         }
-        CreatePayoutOutcome::ReferenceConflict(payout) => Err(ApiError::new(
-            ErrorCode::DuplicateReference,
-            format!(
-                "merchant_reference is already used by {} with other parameters.",
-                payout.id
-            ),
+        CreatePayoutOutcome::ReferenceConflict(payout) => Err(crate::idempotency::reused_key(
+            payout.idempotency_key.as_deref(),
+            headers,
         )
-        .with_param("merchant_reference")),
+        .unwrap_or_else(|| {
+            ApiError::new(
+                ErrorCode::DuplicateReference,
+                format!(
+                    "merchant_reference is already used by {} with other parameters.",
+                    payout.id
+                ),
+            )
+            .with_param("merchant_reference")
+        })),
         CreatePayoutOutcome::InsufficientBalance => Err(ApiError::new(
             ErrorCode::InsufficientBalance,
             "The available balance does not cover the amount and its fee. Nothing was held.",
@@ -210,6 +216,7 @@ pub async fn create_payout(
             .create_payout(caller.tenant, request)
             .await
             .map_err(payout_error)?,
+        &headers,
     )
 }
 
@@ -435,7 +442,7 @@ pub async fn create_refund(
             }
             other => other.into(),
         })?;
-    respond(outcome)
+    respond(outcome, &headers)
 }
 
 /// List refunds, newest first (`payment` filters by payment).

@@ -287,3 +287,28 @@ async fn a_claim_abandoned_by_a_dead_process_is_taken_over_after_its_lease() {
         malipo_store::Claim::InProgress
     );
 }
+
+/// Creates keep their Idempotency-Key for good: after the record is pruned,
+/// the same request finds its payment and another request is refused.
+#[tokio::test]
+async fn a_payment_keeps_its_key_after_the_record_is_pruned() {
+    let app = spawn_app().await;
+    let create = |amount: i64| {
+        app.request(Method::POST, "/v1/payments", &app.key)
+            .header("Idempotency-Key", "order-77")
+            .json(&json!({"amount": amount, "currency": "KES", "customer": {"phone": "+254712340003"}}))
+            .send()
+    };
+    let first: Value = create(1_000).await.unwrap().json().await.unwrap();
+    let far_future = malipo_core::Timestamp::from_unix_ms(i64::MAX / 2);
+    app.store
+        .prune_idempotency_records(far_future, 1_000)
+        .await
+        .unwrap();
+    let again = create(1_000).await.unwrap();
+    assert_eq!(again.status(), 200, "the payment is found by its key");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["id"], first["id"]);
+    let other = expect_error(create(2_000).await.unwrap(), 422, "IDEMPOTENCY_KEY_REUSED").await;
+    assert_eq!(other["error"]["param"], "Idempotency-Key");
+}
