@@ -226,7 +226,9 @@ pub trait Rail: Send + Sync + 'static {
 
 /// Installs ring as the process's one TLS crypto provider, which every
 /// HTTP client needs before it is built (the build has no OpenSSL, aws-lc or
-/// cmake). Calling it again does nothing.
+/// cmake). Calling it again does nothing. `malipo_webhooks` has the same
+/// one-liner: the two crates sit side by side, and the rails' own tests
+/// build clients without the rest of the application.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -158,24 +158,6 @@ impl Store {
         Ok(jobs)
     }
 
-    /// The job failed this time: run it again at `run_at`.
-    pub async fn retry_job(
-        &self,
-        id: JobId,
-        run_at: Timestamp,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE jobs SET run_at_ms = $1, locked_until_ms = NULL, last_error = $2 WHERE id = $3",
-        )
-        .bind(run_at.unix_ms())
-        .bind(error)
-        .bind(id.to_string())
-        .execute(&self.writes)
-        .await?;
-        Ok(())
-    }
-
     /// When the next job falls due, if any (workers sleep until then).
     pub async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError> {
         let row = sqlx::query("SELECT MIN(run_at_ms) AS due FROM jobs")

@@ -212,9 +212,8 @@ async fn dispatch(
     }
     // More than the endpoint may have: back to the queue, as they were.
     webhooks.store.release_deliveries(&deferred, now).await?;
-    let claims: Vec<DeliveryClaim> = admitted.iter().map(|(claim, _)| claim.clone()).collect();
-    let (events, targets) = load(webhooks, &claims, now).await?;
-    let count = claims.len();
+    let (events, targets) = load(webhooks, admitted.iter().map(|(claim, _)| claim), now).await?;
+    let count = admitted.len();
     for (claim, running) in admitted {
         let permit = slots
             .clone()
@@ -250,13 +249,13 @@ type Loaded = (
 
 async fn load(
     webhooks: &Webhooks,
-    claims: &[DeliveryClaim],
+    claims: impl Iterator<Item = &DeliveryClaim>,
     now: Timestamp,
 ) -> Result<Loaded, malipo_store::StoreError> {
-    let mut event_ids: Vec<_> = claims.iter().map(|c| c.event_id).collect();
+    let (mut event_ids, mut endpoint_ids): (Vec<_>, Vec<_>) =
+        claims.map(|c| (c.event_id, c.endpoint_id)).unzip();
     event_ids.sort_unstable();
     event_ids.dedup();
-    let mut endpoint_ids: Vec<_> = claims.iter().map(|c| c.endpoint_id).collect();
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
     let events = webhooks

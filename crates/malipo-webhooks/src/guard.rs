@@ -715,10 +715,8 @@ mod tests {
     /// delivery must call [`check_url`] on every attempt.
     #[tokio::test]
     async fn client_with_the_resolver_refuses_local_names_but_not_ip_literals() {
-        // reqwest is built with `rustls-no-provider`: a client needs the
-        // process-wide crypto provider (the binary installs it at start-up).
-        // Err only means another test installed it first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A client needs the process-wide crypto provider.
+        crate::install_tls_provider();
         let client = reqwest::Client::builder()
             .dns_resolver(GuardedResolver::new(UrlPolicy::STRICT))
             .no_proxy()

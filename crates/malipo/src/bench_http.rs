@@ -54,7 +54,7 @@ pub struct HttpBenchArgs {
 type Acknowledged = Arc<Mutex<Vec<String>>>;
 
 pub async fn run(database_url: Option<String>, args: HttpBenchArgs) -> anyhow::Result<()> {
-    malipo_rails::install_tls_provider();
+    malipo_webhooks::install_tls_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
         .timeout(Duration::from_secs(30))

@@ -134,8 +134,7 @@ impl Listener {
             None => (signature::generate_secret(), true),
         };
 
-        // The workspace's reqwest has no TLS provider of its own.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        malipo_webhooks::install_tls_provider();
         let user_agent = concat!("Malipo-Listen/", env!("CARGO_PKG_VERSION"));
         let stream_client = reqwest::Client::builder()
             .user_agent(user_agent)

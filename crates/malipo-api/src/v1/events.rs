@@ -22,7 +22,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::extract::{ApiQuery, OptionalApiJson};
 use crate::pagination::{List, ListParams};
-use crate::v1::ledger::parse_time;
+use crate::v1::ledger::parse_optional_time;
 use crate::v1::webhook_endpoints::{DeliveryAttemptOut, RedeliveryOut, parse_endpoint_id};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -123,16 +123,8 @@ pub async fn list_events(
     let filter = EventFilter {
         kind: params.kind,
         object_id: params.object_id,
-        created_gte: params
-            .created_gte
-            .as_deref()
-            .map(|t| parse_time("created_gte", t))
-            .transpose()?,
-        created_lt: params
-            .created_lt
-            .as_deref()
-            .map(|t| parse_time("created_lt", t))
-            .transpose()?,
+        created_gte: parse_optional_time("created_gte", params.created_gte.as_deref())?,
+        created_lt: parse_optional_time("created_lt", params.created_lt.as_deref())?,
     };
     let events = state
         .store

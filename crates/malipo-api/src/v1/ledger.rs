@@ -157,6 +157,14 @@ pub(crate) fn parse_time(param: &str, text: &str) -> Result<Timestamp, ApiError>
         })
 }
 
+/// An optional RFC 3339 query parameter.
+pub(crate) fn parse_optional_time(
+    param: &str,
+    text: Option<&str>,
+) -> Result<Option<Timestamp>, ApiError> {
+    text.map(|text| parse_time(param, text)).transpose()
+}
+
 impl TransferListParams {
     fn parse(&self) -> Result<(TransferFilter, PageRequest), ApiError> {
         let page = ListParams {
@@ -183,16 +191,8 @@ impl TransferListParams {
                     })
                 })
                 .transpose()?,
-            created_gte: self
-                .created_gte
-                .as_deref()
-                .map(|t| parse_time("created_gte", t))
-                .transpose()?,
-            created_lt: self
-                .created_lt
-                .as_deref()
-                .map(|t| parse_time("created_lt", t))
-                .transpose()?,
+            created_gte: parse_optional_time("created_gte", self.created_gte.as_deref())?,
+            created_lt: parse_optional_time("created_lt", self.created_lt.as_deref())?,
         };
         Ok((filter, page))
     }

@@ -22,7 +22,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::pagination::{List, ListParams};
-use crate::v1::ledger::parse_time;
+use crate::v1::ledger::parse_optional_time;
 
 const DESCRIPTION_LENGTH_MAX: usize = 500;
 const REFERENCE_LENGTH_MAX: usize = 100;
@@ -382,16 +382,8 @@ pub async fn list_payments(
         rail: params.rail,
         merchant_reference: params.merchant_reference,
         customer_phone,
-        created_gte: params
-            .created_gte
-            .as_deref()
-            .map(|t| parse_time("created_gte", t))
-            .transpose()?,
-        created_lt: params
-            .created_lt
-            .as_deref()
-            .map(|t| parse_time("created_lt", t))
-            .transpose()?,
+        created_gte: parse_optional_time("created_gte", params.created_gte.as_deref())?,
+        created_lt: parse_optional_time("created_lt", params.created_lt.as_deref())?,
     };
     let payments = state
         .store

@@ -155,7 +155,7 @@ pub fn test_config(database_url: &str) -> Config {
 
 /// A plain HTTP client for tests (after the process's TLS provider is in).
 pub fn http_client() -> reqwest::Client {
-    malipo_rails::install_tls_provider();
+    malipo_webhooks::install_tls_provider();
     reqwest::Client::new()
 }
 

@@ -10,7 +10,7 @@ use crate::harness::{TestApp, spawn_app};
 const PAGE_BYTES_MAX: usize = 50 * 1024;
 
 fn browser() -> reqwest::Client {
-    malipo_rails::install_tls_provider();
+    malipo_webhooks::install_tls_provider();
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
