@@ -3,9 +3,17 @@
 //! It answers like a real operator: a request is accepted at once, the
 //! simulated customer "answers" after [`SimulatorConfig::callback_delay_ms`],
 //! and a signed callback (header [`SIGNATURE_HEADER`], see [`sign`]) is
-//! POSTed as JSON to the request's `callback_url`. Every transaction is
-//! remembered so [`Rail::query_status`] can answer, as a real rail's status
-//! API would after a lost callback.
+//! POSTed as JSON to the request's `callback_url`. [`Rail::query_status`]
+//! answers too, as a real rail's status API would after a lost callback.
+//!
+//! # No state per transaction
+//!
+//! The transaction id carries what a status query needs (direction,
+//! outcome, when the customer answers, amount), sealed with an HMAC under
+//! the signing secret. So memory stays flat however many transactions are
+//! pending (a sandbox runs for months), and any node sharing the secret can
+//! answer for a transaction another node started. Only recent references
+//! are remembered, for de-duplication (see [`RECENT_LIMIT`]).
 //!
 //! # Triggers
 //!
@@ -25,9 +33,9 @@
 //! | `0009`  | the first call for a reference times out (unavailable); a retry succeeds | same        |
 //! | other   | accepted, then succeeds                              | same                            |
 //!
-//! A second request with a reference the simulator already accepted gets
-//! the same transaction id back and no second callback: real rails
-//! de-duplicate on the merchant reference.
+//! A second request with a reference the simulator accepted in the last
+//! [`RECENT_FOR`] gets the same transaction id back and no second callback:
+//! real rails de-duplicate on the merchant reference.
 //!
 //! # Callbacks
 //!
@@ -41,9 +49,9 @@
 //! `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; a callback
 //! more than five minutes old (or ahead) is refused.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use malipo_core::{Currency, Direction, Money};
@@ -64,6 +72,12 @@ const SIGNATURE_TOLERANCE_SECONDS: u64 = 300;
 
 /// A callback send that takes longer than this is abandoned (and logged).
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a reference is remembered for de-duplication (a start retried
+/// after a timeout or a crash comes back within minutes)…
+pub const RECENT_FOR: Duration = Duration::from_secs(30 * 60);
+/// …and how many at most: the oldest go first. About 64 bytes each.
+pub const RECENT_LIMIT: usize = 100_000;
 
 const NAME_FIELD: &str = "customer.name";
 const ID_NUMBER_FIELD: &str = "customer.id_number";
@@ -98,29 +112,150 @@ struct Inner {
     config: SimulatorConfig,
     capabilities: Capabilities,
     http: reqwest::Client,
-    /// Mixed into transaction ids so two simulators do not hand out the same ones.
-    id_seed: u128,
-    state: Mutex<State>,
+    recent: Mutex<Recent>,
 }
 
+/// Recently seen references, keyed by a digest of the reference.
 #[derive(Default)]
-struct State {
-    /// By rail transaction id.
-    transactions: HashMap<String, SimTransaction>,
-    /// Merchant reference → rail transaction id, for de-duplication.
-    by_reference: HashMap<String, String>,
-    /// References of `0009` requests that already had their one failure.
-    flaky_seen: HashSet<String>,
-    /// Makes every generated id differ, even for the same reference.
-    id_counter: u64,
+struct Recent {
+    by_reference: HashMap<[u8; 8], Seen>,
+    /// Oldest first, for forgetting.
+    order: VecDeque<([u8; 8], Instant)>,
 }
 
-/// What the simulator remembers of a transaction.
-#[derive(Debug, Clone)]
-struct SimTransaction {
+#[derive(Clone, Copy)]
+enum Seen {
+    /// A `0009` request that had its one failure.
+    FlakyFailed,
+    Accepted(Ticket),
+}
+
+impl Recent {
+    fn get(&self, key: &[u8; 8]) -> Option<Seen> {
+        self.by_reference.get(key).copied()
+    }
+
+    fn remember(&mut self, key: [u8; 8], seen: Seen, now: Instant) {
+        while self.order.len() >= RECENT_LIMIT
+            || self
+                .order
+                .front()
+                .is_some_and(|(_, at)| now.duration_since(*at) > RECENT_FOR)
+        {
+            let Some((old, _)) = self.order.pop_front() else {
+                break;
+            };
+            self.by_reference.remove(&old);
+        }
+        if self.by_reference.insert(key, seen).is_none() {
+            self.order.push_back((key, now));
+        }
+    }
+}
+
+/// Everything a status query needs, sealed into the transaction id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ticket {
+    direction: Direction,
+    trigger: Trigger,
+    /// When the simulated customer answers (Unix milliseconds).
+    answers_at_ms: u64,
+    amount: Money,
+    /// Part of a digest of the reference: two references never share an id.
+    reference_digest: [u8; 6],
+}
+
+/// Bytes of a ticket before its MAC, and of the MAC.
+const TICKET_LEN: usize = 24;
+const TICKET_MAC_LEN: usize = 8;
+
+impl Ticket {
+    /// Where it stands at `now_ms`: pending until the customer answers, then
+    /// the trigger's outcome (a customer who never answers stays pending).
+    fn status_at(&self, now_ms: u64) -> RailStatus {
+        if now_ms < self.answers_at_ms {
+            return RailStatus::Pending;
+        }
+        self.trigger
+            .completion(self.direction)
+            .map_or(RailStatus::Pending, |(status, _)| status)
+    }
+
+    /// `SIM` + base32 of the ticket and its HMAC.
+    fn seal(&self, secret: &[u8]) -> String {
+        let mut bytes = Vec::with_capacity(TICKET_LEN + TICKET_MAC_LEN);
+        let direction = match self.direction {
+            Direction::Collection => 0,
+            Direction::Payout => 0x80,
+        };
+        bytes.push(direction | self.trigger.index());
+        bytes.extend_from_slice(&self.answers_at_ms.to_be_bytes());
+        bytes.extend_from_slice(&self.amount.amount_minor.to_be_bytes());
+        let currency = Currency::ALL
+            .iter()
+            .position(|c| *c == self.amount.currency)
+            .unwrap_or_default();
+        bytes.push(currency as u8);
+        bytes.extend_from_slice(&self.reference_digest);
+        let mac = id_mac(secret, &bytes);
+        bytes.extend_from_slice(&mac);
+        format!("SIM{}", base32::encode(&bytes))
+    }
+
+    /// The ticket of an id this simulator (or one sharing its secret) issued.
+    fn open(id: &str, secret: &[u8]) -> Option<Self> {
+        let bytes = base32::decode(id.strip_prefix("SIM")?)?;
+        if bytes.len() != TICKET_LEN + TICKET_MAC_LEN {
+            return None;
+        }
+        let (ticket, mac) = bytes.split_at(TICKET_LEN);
+        if !bool::from(id_mac(secret, ticket).as_slice().ct_eq(mac)) {
+            return None;
+        }
+        let direction = if ticket[0] & 0x80 == 0 {
+            Direction::Collection
+        } else {
+            Direction::Payout
+        };
+        let trigger = *Trigger::ALL.get(usize::from(ticket[0] & 0x7f))?;
+        let answers_at_ms = u64::from_be_bytes(ticket[1..9].try_into().ok()?);
+        let amount_minor = i64::from_be_bytes(ticket[9..17].try_into().ok()?);
+        let currency = *Currency::ALL.get(usize::from(ticket[17]))?;
+        Some(Self {
+            direction,
+            trigger,
+            answers_at_ms,
+            amount: Money::new(amount_minor, currency),
+            reference_digest: ticket[18..24].try_into().ok()?,
+        })
+    }
+}
+
+fn id_mac(secret: &[u8], ticket: &[u8]) -> [u8; TICKET_MAC_LEN] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(b"malipo-simulator-transaction-id.");
+    mac.update(ticket);
+    let digest = mac.finalize().into_bytes();
+    let mut out = [0; TICKET_MAC_LEN];
+    out.copy_from_slice(&digest[..TICKET_MAC_LEN]);
+    out
+}
+
+fn reference_key(reference: &str) -> [u8; 8] {
+    let digest = Sha256::digest(reference.as_bytes());
+    let mut key = [0; 8];
+    key.copy_from_slice(&digest[..8]);
+    key
+}
+
+/// A simulated customer's answer, waiting for its moment.
+struct Answer {
+    id: String,
     reference: String,
     amount: Money,
     status: RailStatus,
+    callbacks: usize,
+    callback_url: String,
 }
 
 /// The behaviour a number's last four digits select (see the module docs).
@@ -139,6 +274,27 @@ enum Trigger {
 }
 
 impl Trigger {
+    /// In the order of their index in a transaction id: never reorder.
+    const ALL: [Trigger; 10] = [
+        Trigger::Success,
+        Trigger::Decline,
+        Trigger::InsufficientFunds,
+        Trigger::NoAnswer,
+        Trigger::OtpRequired,
+        Trigger::MissingData,
+        Trigger::CallbackLost,
+        Trigger::DuplicateCallback,
+        Trigger::PayoutFails,
+        Trigger::Flaky,
+    ];
+
+    fn index(self) -> u8 {
+        Self::ALL
+            .iter()
+            .position(|t| *t == self)
+            .unwrap_or_default() as u8
+    }
+
     fn for_number(number: &str) -> Self {
         match last_four_digits(number).as_deref() {
             Some("0001") => Trigger::Decline,
@@ -235,26 +391,21 @@ impl Simulator {
             .timeout(CALLBACK_TIMEOUT)
             .build()
             .unwrap_or_default();
-        let id_seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
         Self {
             inner: Arc::new(Inner {
                 config,
                 capabilities,
                 http,
-                id_seed,
-                state: Mutex::new(State::default()),
+                recent: Mutex::new(Recent::default()),
             }),
         }
     }
 
-    /// The state, even if a thread panicked while holding it: nothing that
-    /// can panic runs between the updates of one change, so none is half-done.
-    fn state(&self) -> MutexGuard<'_, State> {
+    /// The recent references, even if a thread panicked while holding them:
+    /// nothing that can panic runs between the updates of one change.
+    fn recent(&self) -> MutexGuard<'_, Recent> {
         self.inner
-            .state
+            .recent
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -271,14 +422,18 @@ impl Simulator {
         callback_url: &str,
         gate: impl FnOnce() -> Option<StartOutcome>,
     ) -> Result<StartOutcome, RailError> {
-        let (rail_transaction_id, completion) = {
-            let mut state = self.state();
-            if let Some(existing) = state.by_reference.get(reference) {
+        let secret = &self.inner.config.signing_secret;
+        let key = reference_key(reference);
+        let ticket = {
+            let mut recent = self.recent();
+            let seen = recent.get(&key);
+            if let Some(Seen::Accepted(ticket)) = seen {
                 return Ok(StartOutcome::Accepted {
-                    rail_transaction_id: existing.clone(),
+                    rail_transaction_id: ticket.seal(secret),
                 });
             }
-            if trigger == Trigger::Flaky && state.flaky_seen.insert(reference.to_owned()) {
+            if trigger == Trigger::Flaky && seen.is_none() {
+                recent.remember(key, Seen::FlakyFailed, Instant::now());
                 return Err(unavailable(
                     "timed out waiting for the operator (simulated)",
                 ));
@@ -287,97 +442,68 @@ impl Simulator {
             if let Some(outcome) = gate() {
                 return Ok(outcome);
             }
-            let id = self.new_transaction_id(&mut state, reference);
-            let transaction = SimTransaction {
+            // Outside a runtime nothing can wait: the customer answers at once.
+            let delay_ms = if tokio::runtime::Handle::try_current().is_ok() {
+                self.inner.config.callback_delay_ms
+            } else {
+                0
+            };
+            let mut reference_digest = [0; 6];
+            reference_digest.copy_from_slice(&key[..6]);
+            let ticket = Ticket {
+                direction,
+                trigger,
+                answers_at_ms: unix_now_ms().saturating_add(delay_ms),
+                amount,
+                reference_digest,
+            };
+            recent.remember(key, Seen::Accepted(ticket), Instant::now());
+            ticket
+        };
+        let rail_transaction_id = ticket.seal(secret);
+        if let Some((status, callbacks)) = trigger.completion(direction) {
+            self.schedule_answer(Answer {
+                id: rail_transaction_id.clone(),
                 reference: reference.to_owned(),
                 amount,
-                status: RailStatus::Pending,
-            };
-            state.transactions.insert(id.clone(), transaction);
-            state.by_reference.insert(reference.to_owned(), id.clone());
-            (id, trigger.completion(direction))
-        };
-        if let Some((status, callbacks)) = completion {
-            self.schedule_answer(
-                rail_transaction_id.clone(),
                 status,
                 callbacks,
-                callback_url.to_owned(),
-            );
+                callback_url: callback_url.to_owned(),
+            });
         }
         Ok(StartOutcome::Accepted {
             rail_transaction_id,
         })
     }
 
-    /// `SIM` + 16 uppercase alphanumerics, looking random but derived from
-    /// a per-simulator seed, a counter and the reference (no RNG needed).
-    fn new_transaction_id(&self, state: &mut State, reference: &str) -> String {
-        const ALPHABET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-        loop {
-            state.id_counter += 1;
-            let digest = Sha256::new()
-                .chain_update(self.inner.id_seed.to_be_bytes())
-                .chain_update(state.id_counter.to_be_bytes())
-                .chain_update(reference.as_bytes())
-                .finalize();
-            let suffix: String = digest
-                .iter()
-                .take(16)
-                .map(|byte| ALPHABET[usize::from(*byte) % 36] as char)
-                .collect();
-            let id = format!("SIM{suffix}");
-            // A collision is astronomically unlikely, but cheap to rule out.
-            if !state.transactions.contains_key(&id) {
-                return id;
-            }
+    /// After the delay, the customer answers: the callback goes out
+    /// `callbacks` times (0 when it is "lost").
+    fn schedule_answer(&self, answer: Answer) {
+        if answer.callbacks == 0 {
+            return;
         }
-    }
-
-    /// After the delay, the customer answers: the status becomes final and
-    /// the callback goes out `callbacks` times (0 when it is "lost").
-    fn schedule_answer(
-        &self,
-        id: String,
-        status: RailStatus,
-        callbacks: usize,
-        callback_url: String,
-    ) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // Outside a runtime there is nothing to wait on: answer at once,
-            // so a status query still sees the outcome.
-            tracing::warn!(transaction_id = %id, "simulator started outside a tokio runtime; no callback sent");
-            self.finish(&id, status);
+            tracing::warn!(transaction_id = %answer.id, "simulator started outside a tokio runtime; no callback sent");
             return;
         };
         let simulator = self.clone();
         let delay = Duration::from_millis(self.inner.config.callback_delay_ms);
         runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            let Some(body) = simulator.finish(&id, status) else {
+            let body =
+                CallbackBody::new(&answer.id, &answer.reference, answer.amount, &answer.status);
+            let Ok(body) = serde_json::to_vec(&body) else {
                 return;
             };
-            if callbacks == 0 {
-                return;
-            }
             // Signed once: a duplicate is the very same request, as when an
             // operator retries a callback it thinks was lost.
             let signature = sign(&simulator.inner.config.signing_secret, unix_now(), &body);
-            for _ in 0..callbacks {
+            for _ in 0..answer.callbacks {
                 simulator
-                    .send_callback(&id, &callback_url, &body, &signature)
+                    .send_callback(&answer.id, &answer.callback_url, &body, &signature)
                     .await;
             }
         });
-    }
-
-    /// Records the final status and returns the callback body that reports it.
-    fn finish(&self, id: &str, status: RailStatus) -> Option<Vec<u8>> {
-        let mut state = self.state();
-        let transaction = state.transactions.get_mut(id)?;
-        transaction.status = status;
-        let body = CallbackBody::new(id, transaction);
-        serde_json::to_vec(&body).ok()
     }
 
     /// One POST; a failure is logged, never retried (that is what polling is for).
@@ -597,16 +723,14 @@ impl Rail for Simulator {
     }
 
     async fn query_status(&self, rail_transaction_id: &str) -> Result<StatusReport, RailError> {
-        let state = self.state();
-        let transaction = state
-            .transactions
-            .get(rail_transaction_id)
+        let ticket = Ticket::open(rail_transaction_id, &self.inner.config.signing_secret)
             .ok_or_else(|| unavailable("unknown transaction"))?;
+        // Like most operators' status APIs, it does not echo the reference.
         Ok(StatusReport {
             rail_transaction_id: rail_transaction_id.to_owned(),
-            reference: Some(transaction.reference.clone()),
-            status: transaction.status.clone(),
-            amount: Some(transaction.amount),
+            reference: None,
+            status: ticket.status_at(unix_now_ms()),
+            amount: Some(ticket.amount),
         })
     }
 
@@ -656,8 +780,8 @@ struct CallbackBody {
 }
 
 impl CallbackBody {
-    fn new(id: &str, transaction: &SimTransaction) -> Self {
-        let (status, failure_code, message) = match &transaction.status {
+    fn new(id: &str, reference: &str, amount: Money, status: &RailStatus) -> Self {
+        let (status, failure_code, message) = match status {
             RailStatus::Succeeded => ("succeeded", None, "The transaction completed"),
             RailStatus::Failed { failure, message } => (
                 "failed",
@@ -669,12 +793,12 @@ impl CallbackBody {
         };
         Self {
             transaction_id: id.to_owned(),
-            reference: Some(transaction.reference.clone()),
+            reference: Some(reference.to_owned()),
             status: status.to_owned(),
             failure_code,
             message: message.to_owned(),
-            amount: transaction.amount.amount_minor,
-            currency: transaction.amount.currency.code().to_owned(),
+            amount: amount.amount_minor,
+            currency: amount.currency.code().to_owned(),
         }
     }
 
@@ -761,6 +885,54 @@ fn unix_now() -> i64 {
         .unwrap_or_default()
 }
 
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Crockford's base32 (no padding, uppercase, no I L O U): ids that read
+/// like an operator's.
+mod base32 {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+    pub fn encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for byte in bytes {
+            buffer = ((buffer << 8) | u32::from(*byte)) & 0xffff;
+            bits += 8;
+            while bits >= 5 {
+                bits -= 5;
+                out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+            }
+        }
+        if bits > 0 {
+            out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+        }
+        out
+    }
+
+    /// `None` for a character outside the alphabet, or leftover bits that
+    /// are not zero (so each byte string has exactly one encoding).
+    pub fn decode(text: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(text.len() * 5 / 8);
+        let (mut buffer, mut bits) = (0u32, 0u32);
+        for c in text.bytes() {
+            let value = ALPHABET.iter().position(|a| *a == c)? as u32;
+            buffer = ((buffer << 5) | value) & 0xffff;
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buffer >> bits) as u8);
+            }
+        }
+        // Five or more leftover bits would be a whole character too many.
+        (bits < 5 && buffer & ((1 << bits) - 1) == 0).then_some(out)
+    }
+}
+
 fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -806,22 +978,62 @@ mod tests {
         assert_eq!(from_hex("é0"), None);
     }
 
-    #[test]
-    fn ids_look_random_and_differ() {
-        let simulator = Simulator::new(SimulatorConfig::default());
-        let mut state = State::default();
-        let a = simulator.new_transaction_id(&mut state, "pay_1");
-        let b = simulator.new_transaction_id(&mut state, "pay_1");
-        assert_ne!(a, b);
-        for id in [a, b] {
-            assert_eq!(id.len(), 19);
-            assert!(id.starts_with("SIM"));
-            assert!(
-                id[3..]
-                    .bytes()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-            );
+    fn ticket(reference: &str, trigger: Trigger, answers_at_ms: u64) -> Ticket {
+        let mut reference_digest = [0; 6];
+        reference_digest.copy_from_slice(&reference_key(reference)[..6]);
+        Ticket {
+            direction: Direction::Payout,
+            trigger,
+            answers_at_ms,
+            amount: Money::new(123_456, Currency::UGX),
+            reference_digest,
         }
+    }
+
+    #[test]
+    fn ids_carry_a_sealed_ticket_and_differ_by_reference() {
+        let a = ticket("pay_1", Trigger::Decline, 1_700_000_000_000);
+        let id = a.seal(b"secret");
+        assert_eq!(id.len(), 3 + 52, "{id}");
+        assert!(
+            id[3..]
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        );
+        assert_eq!(Ticket::open(&id, b"secret"), Some(a));
+        assert_eq!(Ticket::open(&id, b"other secret"), None);
+        let other = ticket("pay_2", Trigger::Decline, 1_700_000_000_000);
+        assert_ne!(other.seal(b"secret"), id);
+        // Any changed character breaks the seal.
+        let mut forged = id.clone().into_bytes();
+        forged[10] = if forged[10] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(Ticket::open(&forged, b"secret"), None);
+        assert_eq!(Ticket::open("SIMNOSUCHTHING00000", b"secret"), None);
+        assert_eq!(a.status_at(1_699_999_999_999), RailStatus::Pending);
+        assert!(matches!(
+            a.status_at(1_700_000_000_000),
+            RailStatus::Failed {
+                failure: FailureCode::Declined,
+                ..
+            }
+        ));
+        let silent = ticket("p", Trigger::NoAnswer, 0);
+        assert_eq!(silent.status_at(u64::MAX), RailStatus::Pending);
+    }
+
+    #[test]
+    fn recent_references_are_forgotten_oldest_first() {
+        let mut recent = Recent::default();
+        let start = Instant::now();
+        recent.remember([1; 8], Seen::FlakyFailed, start);
+        recent.remember([2; 8], Seen::FlakyFailed, start + RECENT_FOR / 2);
+        assert!(recent.get(&[1; 8]).is_some());
+        let later = start + RECENT_FOR + Duration::from_secs(1);
+        recent.remember([3; 8], Seen::FlakyFailed, later);
+        assert!(recent.get(&[1; 8]).is_none());
+        assert!(recent.get(&[2; 8]).is_some() && recent.get(&[3; 8]).is_some());
+        assert_eq!(recent.order.len(), 2);
     }
 
     mod prop {
@@ -880,6 +1092,16 @@ mod tests {
                 if other_body != body {
                     prop_assert!(verify(&secret, &header, &other_body, now).is_err());
                 }
+            }
+
+            #[test]
+            fn base32_round_trips(bytes in any::<Vec<u8>>(), text in any::<String>()) {
+                prop_assert_eq!(base32::decode(&base32::encode(&bytes)), Some(bytes));
+                if let Some(decoded) = base32::decode(&text) {
+                    prop_assert_eq!(base32::encode(&decoded), text.clone());
+                }
+                // Never panics, whatever an id claims to be.
+                let _ = Ticket::open(&format!("SIM{text}"), b"secret");
             }
 
             #[test]

@@ -180,7 +180,7 @@ async fn a_collection_succeeds_with_a_signed_callback() {
             .await
             .unwrap(),
     );
-    assert!(id.starts_with("SIM") && id.len() == 19, "{id}");
+    assert!(id.starts_with("SIM") && id.len() == 55, "{id}");
     // Pending until the simulated customer answers.
     assert_eq!(
         rail.query_status(&id).await.unwrap().status,
@@ -212,7 +212,14 @@ async fn a_collection_succeeds_with_a_signed_callback() {
         amount: Some(kes(10_000)),
     };
     assert_eq!(report, expected);
-    assert_eq!(rail.query_status(&id).await.unwrap(), expected);
+    // A status query answers from the id alone: it does not echo the reference.
+    let queried = StatusReport {
+        reference: None,
+        ..expected
+    };
+    assert_eq!(rail.query_status(&id).await.unwrap(), queried);
+    // So does another simulator with the same signing secret (another node).
+    assert_eq!(simulator().query_status(&id).await.unwrap(), queried);
 }
 
 #[tokio::test]
