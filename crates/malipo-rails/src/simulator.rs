@@ -79,6 +79,9 @@ pub const RECENT_FOR: Duration = Duration::from_secs(30 * 60);
 /// …and how many at most: the oldest go first. About 64 bytes each.
 pub const RECENT_LIMIT: usize = 100_000;
 
+/// Idle connections kept open to one callback host.
+const CALLBACK_IDLE_CONNECTIONS: usize = 16;
+
 const NAME_FIELD: &str = "customer.name";
 const ID_NUMBER_FIELD: &str = "customer.id_number";
 
@@ -387,8 +390,12 @@ impl Simulator {
         };
         // reqwest needs the process's TLS provider even for plain http.
         crate::install_tls_provider();
+        // A burst of callbacks opens many connections; keeping them all
+        // idle for reqwest's default 90 s held ~40 KB each on both ends.
         let http = reqwest::Client::builder()
             .timeout(CALLBACK_TIMEOUT)
+            .pool_max_idle_per_host(CALLBACK_IDLE_CONNECTIONS)
+            .pool_idle_timeout(Duration::from_secs(15))
             .build()
             .unwrap_or_default();
         Self {

@@ -22,6 +22,9 @@ use crate::config::Config;
 /// Idempotency records are kept at least this long.
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 24 * 60 * 60 * 1_000;
 const UPKEEP_INTERVAL_MS: u64 = 10 * 60 * 1_000;
+/// How often freed memory goes back to the system (a trim takes well under
+/// a millisecond).
+const TRIM_INTERVAL_MS: u64 = 5_000;
 const PRUNE_BATCH_MAX: u32 = 10_000;
 
 /// What a first start created; the key is shown once and never logged.
@@ -253,13 +256,19 @@ impl Application {
     }
 }
 
-/// Periodic upkeep: pruning idempotency records past their retention.
-/// Deleting is idempotent, so several nodes may do it at once.
+/// Periodic upkeep: pruning idempotency records past their retention, and
+/// handing freed memory back to the system. Deleting is idempotent, so
+/// several nodes may do it at once.
 async fn run_upkeep(state: AppState, mut stopped: watch::Receiver<bool>) {
-    let mut interval = tokio::time::interval(Duration::from_millis(UPKEEP_INTERVAL_MS));
+    let mut prune = tokio::time::interval(Duration::from_millis(UPKEEP_INTERVAL_MS));
+    let mut trim = tokio::time::interval(Duration::from_millis(TRIM_INTERVAL_MS));
     loop {
         tokio::select! {
-            _ = interval.tick() => {}
+            _ = prune.tick() => {}
+            _ = trim.tick() => {
+                crate::memory::release_free_memory();
+                continue;
+            }
             _ = stopped.changed() => return,
         }
         let cutoff = state.clock.now().plus_ms(-IDEMPOTENCY_RETENTION_MS);

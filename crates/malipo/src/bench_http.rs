@@ -110,9 +110,20 @@ pub async fn run(database_url: Option<String>, args: HttpBenchArgs) -> anyhow::R
     let held = bench.hold_connections(args.idle_connections).await;
     if let Some((rss_kb, peak_kb)) = rss(args.pid) {
         println!(
-            "with {created} more payments pending and {held} connections open: RSS {} MB (peak {} MB)",
+            "with {created} more payments pending and {held} connections open, just after their burst: RSS {} MB (peak {} MB)",
             rss_kb / 1024,
             peak_kb / 1024
+        );
+    }
+    // The server hands freed memory back every few seconds (its upkeep):
+    // what it holds once settled is what the open connections and the
+    // pending payments cost.
+    tokio::time::sleep(SETTLE).await;
+    if let Some((rss_kb, _)) = rss(args.pid) {
+        println!(
+            "the same, settled {} s later (connections still open): RSS {} MB",
+            SETTLE.as_secs(),
+            rss_kb / 1024
         );
     }
 
@@ -123,6 +134,9 @@ pub async fn run(database_url: Option<String>, args: HttpBenchArgs) -> anyhow::R
     }
     Ok(())
 }
+
+/// Longer than the server's memory trim interval (5 s).
+const SETTLE: Duration = Duration::from_secs(6);
 
 /// The simulated customer never answers: the payment stays pending, so the
 /// load measures creation and the worker's push, not callbacks.
