@@ -59,6 +59,7 @@ pub struct AppState {
         (name = "payments", description = "Collections: a push prompt to the customer's wallet."),
         (name = "payouts", description = "Money out to wallets and bank accounts."),
         (name = "refunds", description = "Refunds of payments, back to the customer's wallet."),
+        (name = "plans", description = "Buy now, pay later: plan products and exact installment schedules."),
         (name = "events", description = "What happened: every state change, with the object as it was."),
         (name = "webhooks", description = "Endpoints that receive events, signed, with retries for three days."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
@@ -100,6 +101,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::payment_options::router())
         .merge(v1::payments::router())
         .merge(v1::payouts::router())
+        .merge(v1::plans::router())
         .merge(v1::webhook_endpoints::router())
 }
 

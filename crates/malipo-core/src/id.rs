@@ -200,6 +200,10 @@ prefixed_id!(
     /// One HTTP attempt to deliver an event, in the delivery log.
     WebhookAttemptId, "wha"
 );
+prefixed_id!(
+    /// A merchant's buy-now-pay-later product: the terms its checkouts offer.
+    PlanProductId, "pp"
+);
 
 #[cfg(test)]
 mod tests {

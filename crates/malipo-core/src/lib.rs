@@ -17,6 +17,7 @@ pub mod payment;
 pub mod phone;
 pub mod scope;
 pub mod sealing;
+pub mod time_zone;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use direction::Direction;
@@ -24,8 +25,8 @@ pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
     AccountId, ApiKeyId, AuditEventId, EventId, FeeScheduleId, FxRateId, IdParseError, InboundId,
-    JobId, MerchantId, PaymentId, PayoutId, RefundId, RequestId, TransferId, WebhookAttemptId,
-    WebhookEndpointId, WebhookSecretId,
+    JobId, MerchantId, PaymentId, PayoutId, PlanProductId, RefundId, RequestId, TransferId,
+    WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;
@@ -34,3 +35,4 @@ pub use payment::PaymentStatus;
 pub use phone::{Country, Phone, PhoneError};
 pub use scope::{Access, Scope, ScopeFamily, ScopeParseError, Scopes};
 pub use sealing::{MasterKey, SealError};
+pub use time_zone::TimeZone;

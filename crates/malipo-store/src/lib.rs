@@ -26,6 +26,7 @@ mod merchants;
 mod migrations;
 mod payments;
 mod payouts;
+mod plans;
 mod sql;
 mod webhooks;
 
@@ -54,6 +55,7 @@ pub use payments::{
 pub use payouts::{
     CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus, TenantPayouts,
 };
+pub use plans::{PlanProductRecord, TenantPlanProducts};
 pub use webhooks::{
     AttemptOutcome, AttemptsOf, DeliveryClaim, DeliveryTarget, EndpointUpdate, TenantWebhooks,
     WebhookAttemptRecord, WebhookEndpointRecord,

@@ -50,6 +50,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_keys_and_priorities.sql"),
         postgres: include_str!("../migrations/postgres/0006_keys_and_priorities.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_plan_products",
+        sqlite: include_str!("../migrations/sqlite/0007_plan_products.sql"),
+        postgres: include_str!("../migrations/postgres/0007_plan_products.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

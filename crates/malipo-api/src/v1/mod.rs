@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod payment_options;
 pub mod payments;
 pub mod payouts;
+pub mod plans;
 pub mod webhook_endpoints;
 
 use malipo_core::Currency;

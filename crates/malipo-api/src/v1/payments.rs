@@ -126,7 +126,9 @@ fn check_text(param: &'static str, text: &str, length_max: usize) -> Result<(), 
     Ok(())
 }
 
-fn parse_metadata(metadata: Option<BTreeMap<String, String>>) -> Result<String, ApiError> {
+pub(crate) fn parse_metadata(
+    metadata: Option<BTreeMap<String, String>>,
+) -> Result<String, ApiError> {
     let metadata = metadata.unwrap_or_default();
     if metadata.len() > METADATA_KEYS_MAX {
         return Err(ApiError::invalid(

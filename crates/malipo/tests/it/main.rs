@@ -15,4 +15,5 @@ mod nodes;
 mod operations;
 mod payments;
 mod payouts;
+mod plans;
 mod webhooks;

@@ -46,6 +46,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/refunds"),
     ("post", "/v1/refunds"),
     ("get", "/v1/refunds/{id}"),
+    ("get", "/v1/plan-products"),
+    ("post", "/v1/plan-products"),
+    ("get", "/v1/plan-products/{id}"),
+    ("post", "/v1/plan-quotes"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -105,6 +109,7 @@ async fn the_openapi_document_describes_every_route() {
             .replace("refunds/{id}", "refunds/re_00000000000000000000000000")
             .replace("events/{id}", "events/evt_00000000000000000000000000")
             .replace("endpoints/{id}", "endpoints/we_00000000000000000000000000")
+            .replace("products/{id}", "products/pp_00000000000000000000000000")
             .replace("{rail}", "nonexistent");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = app
