@@ -262,7 +262,10 @@ impl TermsIn {
                 basis_points: rate.unwrap_or(0),
             },
         };
-        if self.inflation_annual_bps.is_some_and(|bps| bps > INFLATION_BPS_MAX) {
+        if self
+            .inflation_annual_bps
+            .is_some_and(|bps| bps > INFLATION_BPS_MAX)
+        {
             return Err(ApiError::invalid(
                 "terms.inflation_annual_bps",
                 format!("`terms.inflation_annual_bps` must be 0 to {INFLATION_BPS_MAX}."),
