@@ -572,7 +572,6 @@ pub(crate) async fn find_product(
     security(("api_key" = ["plans:read"])),
     responses(
         (status = 200, description = "OK.", body = PlanProductOut),
-        (status = 400, description = "Not a plan product id.", body = ErrorEnvelope),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
         (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
         (status = 404, description = "No such plan product.", body = ErrorEnvelope),
@@ -583,15 +582,31 @@ pub async fn get_plan_product(
     Path(id): Path<String>,
 ) -> Result<Json<PlanProductOut>, ApiError> {
     caller.require(Scope::read(ScopeFamily::Plans))?;
+    if id != POS_STANDARD && PlanProductId::parse(&id).is_err() {
+        // No product has that id; what it looks like changes nothing.
+        return Err(ApiError::not_found("plan product", &id));
+    }
     Ok(Json(
         find_product(&state, &caller, "id", &id, None).await?.out,
     ))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PlanProductListParams {
+    /// 1 to 100, default 10.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The last plan product id of the previous page.
+    #[param(value_type = Option<PlanProductId>)]
+    pub starting_after: Option<String>,
+}
+
 /// List the merchant's own plan products, newest first (the built-in
 /// `pos_standard` is not listed; retrieve it by id).
 #[utoipa::path(get, path = "/v1/plan-products", tag = "plans",
-    params(ListParams),
+    params(PlanProductListParams),
     security(("api_key" = ["plans:read"])),
     responses(
         (status = 200, description = "OK.", body = List<PlanProductOut>),
@@ -602,9 +617,13 @@ pub async fn get_plan_product(
 pub async fn list_plan_products(
     State(state): State<AppState>,
     caller: Caller,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<PlanProductListParams>,
 ) -> Result<Json<List<PlanProductOut>>, ApiError> {
     caller.require(Scope::read(ScopeFamily::Plans))?;
+    let params = ListParams {
+        limit: params.limit,
+        starting_after: params.starting_after,
+    };
     let page = params.page_request(PlanProductId::parse)?;
     let page = state.store.plan_products(caller.tenant).list(&page).await?;
     let mut data = Vec::with_capacity(page.rows.len());
