@@ -599,7 +599,7 @@ pub struct PlanProductListParams {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The last plan product id of the previous page.
-    #[param(value_type = Option<PlanProductId>)]
+    #[param(value_type = Option<PlanProductId>, inline)]
     pub starting_after: Option<String>,
 }
 
