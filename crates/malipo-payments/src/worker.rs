@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use malipo_core::{InboundId, PaymentId, PaymentStatus};
 use malipo_rails::{
     CollectionRequest, Destination, FailureCode, PayoutRequest, RailError, StartOutcome,
@@ -21,6 +22,8 @@ use crate::payouts::{PAYOUT_POLL_JOB, PAYOUT_START_JOB};
 
 /// Jobs leased per round.
 const CLAIM_BATCH_MAX: u32 = 256;
+/// Jobs of a round running at once.
+const JOBS_IN_FLIGHT_MAX: usize = 32;
 /// The longest the worker sleeps when idle: jobs queued by another node
 /// are seen within this.
 const IDLE_WAIT_MS: u64 = 250;
@@ -62,9 +65,24 @@ pub async fn run_due_jobs(payments: &Payments) -> Result<usize, malipo_store::St
         .claim_jobs(now, payments.config.job_lease_ms, CLAIM_BATCH_MAX)
         .await?;
     let count = jobs.len();
+    // A round's jobs run side by side: each is a rail call or a few
+    // statements, idempotent and guarded by its object's state, so their
+    // order within a round does not matter (several nodes already run jobs
+    // at once). Run one after another, a backlog of polls kept a callback
+    // waiting for seconds.
+    let outcomes: Vec<_> = futures_util::stream::iter(jobs)
+        .map(|job| async move {
+            let mut own = Round::default();
+            let result = run_job(payments, &job, &mut own).await;
+            (job, own, result)
+        })
+        .buffer_unordered(JOBS_IN_FLIGHT_MAX)
+        .collect()
+        .await;
     let mut round = Round::default();
-    for job in jobs {
-        match run_job(payments, &job, &mut round).await {
+    for (job, own, result) in outcomes {
+        round.acknowledgements.extend(own.acknowledgements);
+        match result {
             Ok(()) => round.finished.push(job.id),
             Err(JobFailure::Retry(reason)) => {
                 let backoff = (1_000i64 << job.attempts.clamp(0, 20)).min(RETRY_BACKOFF_MS_MAX);
