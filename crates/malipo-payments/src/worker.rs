@@ -22,8 +22,8 @@ use crate::payouts::{PAYOUT_POLL_JOB, PAYOUT_START_JOB};
 
 /// Jobs leased per round.
 const CLAIM_BATCH_MAX: u32 = 256;
-/// Jobs of a round running at once.
-const JOBS_IN_FLIGHT_MAX: usize = 32;
+/// Jobs of a round running at once (see `run_due_jobs`).
+const JOBS_IN_FLIGHT_MAX: usize = 8;
 /// The longest the worker sleeps when idle: jobs queued by another node
 /// are seen within this.
 const IDLE_WAIT_MS: u64 = 250;
@@ -69,7 +69,8 @@ pub async fn run_due_jobs(payments: &Payments) -> Result<usize, malipo_store::St
     // statements, idempotent and guarded by its object's state, so their
     // order within a round does not matter (several nodes already run jobs
     // at once). Run one after another, a backlog of polls kept a callback
-    // waiting for seconds.
+    // waiting for seconds. More than 8 at once took CPU from the API under
+    // load (saturation ~13 % lower at 32) for little faster draining.
     let outcomes: Vec<_> = futures_util::stream::iter(jobs)
         .map(|job| async move {
             let mut own = Round::default();
