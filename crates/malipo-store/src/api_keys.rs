@@ -2,7 +2,6 @@ use malipo_core::{ApiKeyId, MerchantId, Mode, Scopes, SecretHash, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::sql::Sql;
 use crate::{NewAuditEvent, Page, PageRequest, Store, StoreError, Tenant};
 
 /// A key to insert. Holds the hash of the secret, never the secret.
@@ -146,21 +145,9 @@ impl ApiKeys<'_> {
 
     /// Newest first.
     pub async fn list(&self, page: &PageRequest) -> Result<Page<ApiKeyRecord>, StoreError> {
-        let mut sql = Sql::new(
-            self.store.backend(),
-            &format!("SELECT {COLUMNS} FROM api_keys WHERE merchant_id = "),
-        );
-        sql.bind(self.tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(self.tenant.mode.as_str());
-        if let Some(after) = &page.starting_after {
-            sql.push(" AND id < ").bind(after.clone());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(page.limit) + 1);
-        let rows = sql.query().fetch_all(&self.store.pool).await?;
-        let records = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(records, page.limit))
+        self.store
+            .tenant_page(self.tenant, "api_keys", COLUMNS, page, from_row)
+            .await
     }
 
     /// Revokes the key; revoking it again changes nothing (and is not

@@ -764,24 +764,15 @@ impl TenantLedger<'_> {
 
     /// The merchant's accounts (its own and its entities'), newest first.
     pub async fn accounts(&self, page: &PageRequest) -> Result<Page<AccountRecord>, StoreError> {
-        let mut sql = Sql::new(
-            self.store.backend(),
-            &format!("SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE merchant_id = "),
-        );
-        sql.bind(self.tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(self.tenant.mode.as_str());
-        if let Some(after) = &page.starting_after {
-            sql.push(" AND id < ").bind(after.clone());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(page.limit) + 1);
-        let rows = sql.query().fetch_all(&self.store.pool).await?;
-        let accounts = rows
-            .iter()
-            .map(account_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(accounts, page.limit))
+        self.store
+            .tenant_page(
+                self.tenant,
+                "ledger_accounts",
+                ACCOUNT_COLUMNS,
+                page,
+                account_from_row,
+            )
+            .await
     }
 
     pub async fn account(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {

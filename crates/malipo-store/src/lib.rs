@@ -92,3 +92,32 @@ impl<T> Page<T> {
         Self { rows, has_more }
     }
 }
+
+impl Store {
+    /// One page of a tenant's rows of `table`, newest first (ids sort by
+    /// creation), each turned by `from_row`.
+    pub(crate) async fn tenant_page<T>(
+        &self,
+        tenant: Tenant,
+        table: &str,
+        columns: &str,
+        page: &PageRequest,
+        from_row: impl Fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
+        let mut sql = sql::Sql::new(
+            self.backend(),
+            &format!("SELECT {columns} FROM {table} WHERE merchant_id = "),
+        );
+        sql.bind(tenant.merchant_id.to_string())
+            .push(" AND mode = ")
+            .bind(tenant.mode.as_str());
+        if let Some(after) = &page.starting_after {
+            sql.push(" AND id < ").bind(after.clone());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(page.limit) + 1);
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let records = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(records, page.limit))
+    }
+}

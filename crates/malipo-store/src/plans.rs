@@ -5,7 +5,6 @@ use malipo_core::{Currency, MerchantId, Mode, PlanProductId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::sql::Sql;
 use crate::{Page, PageRequest, Store, StoreError, Tenant};
 
 /// A plan product as stored.
@@ -118,20 +117,8 @@ impl TenantPlanProducts<'_> {
 
     /// Newest first.
     pub async fn list(&self, page: &PageRequest) -> Result<Page<PlanProductRecord>, StoreError> {
-        let mut sql = Sql::new(
-            self.store.backend(),
-            &format!("SELECT {COLUMNS} FROM plan_products WHERE merchant_id = "),
-        );
-        sql.bind(self.tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(self.tenant.mode.as_str());
-        if let Some(after) = &page.starting_after {
-            sql.push(" AND id < ").bind(after.clone());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(page.limit) + 1);
-        let rows = sql.query().fetch_all(&self.store.pool).await?;
-        let products = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(products, page.limit))
+        self.store
+            .tenant_page(self.tenant, "plan_products", COLUMNS, page, from_row)
+            .await
     }
 }

@@ -649,24 +649,16 @@ impl TenantWebhooks<'_> {
         &self,
         page: &PageRequest,
     ) -> Result<Page<WebhookEndpointRecord>, StoreError> {
-        let mut sql = Sql::new(
-            self.store.backend(),
-            &format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE merchant_id = "),
-        );
-        sql.bind(self.tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(self.tenant.mode.as_str());
-        if let Some(after) = &page.starting_after {
-            sql.push(" AND id < ").bind(after.clone());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(page.limit) + 1);
-        let rows = sql.query().fetch_all(&self.store.pool).await?;
-        let endpoints = rows
-            .iter()
-            .map(endpoint_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let page = Page::from_overfetch(endpoints, page.limit);
+        let page = self
+            .store
+            .tenant_page(
+                self.tenant,
+                "webhook_endpoints",
+                ENDPOINT_COLUMNS,
+                page,
+                endpoint_from_row,
+            )
+            .await?;
         Ok(Page {
             rows: with_types(&self.store.pool, self.store.backend(), page.rows).await?,
             has_more: page.has_more,
