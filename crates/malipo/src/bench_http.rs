@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
 use clap::Args;
+use futures_util::StreamExt;
 use malipo_core::PaymentId;
 use malipo_store::{ConnectOptions, Store};
 use serde_json::{Value, json};
@@ -461,15 +462,30 @@ fn read_memory(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Look-ups in flight while verifying.
+const VERIFY_IN_FLIGHT: usize = 16;
+
 /// Every payment the client saw acknowledged is in the database.
 async fn verify(database_url: &str, ids: &[String]) -> anyhow::Result<()> {
     let store = Store::connect(database_url, &ConnectOptions::default())
         .await
         .context("connect to verify")?;
+    let parsed = ids
+        .iter()
+        .map(|id| PaymentId::parse(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Side by side: one at a time, 200,000 look-ups took minutes.
+    let found: Vec<_> = futures_util::stream::iter(parsed)
+        .map(|id| {
+            let store = &store;
+            async move { store.find_payment(id).await.map(|p| p.is_some()) }
+        })
+        .buffer_unordered(VERIFY_IN_FLIGHT)
+        .collect()
+        .await;
     let mut missing = 0;
-    for id in ids {
-        let id = PaymentId::parse(id)?;
-        if store.find_payment(id).await?.is_none() {
+    for found in found {
+        if !found? {
             missing += 1;
         }
     }
