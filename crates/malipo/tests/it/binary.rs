@@ -1,10 +1,8 @@
 //! The `malipo` binary as a user runs it: first start, printed key, logs,
 //! graceful shutdown, and the CLI.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -34,101 +32,7 @@ pub(crate) fn command(directory: &Path, database_url: &str) -> Command {
     command
 }
 
-struct Server {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    base_url: String,
-}
-
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-impl Server {
-    fn start(directory: &Path, database_url: &str) -> Server {
-        let mut child = command(directory, database_url)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        let started = Instant::now();
-        let address = loop {
-            let found = stderr.lock().unwrap().iter().find_map(|line| {
-                let entry: Value = serde_json::from_str(line).ok()?;
-                (entry["message"] == "malipo listening")
-                    .then(|| entry["addr"].as_str().unwrap().to_owned())
-            });
-            if let Some(address) = found {
-                break address;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "malipo exited early ({status}): {:?}",
-                    stderr.lock().unwrap()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "malipo did not start: {:?}",
-                stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Server {
-            child,
-            stdout,
-            stderr,
-            base_url: format!("http://{address}"),
-        }
-    }
-
-    fn printed_key(&self) -> Option<String> {
-        // Printing may trail the listening log line by a moment.
-        std::thread::sleep(Duration::from_millis(100));
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|line| line.starts_with("sk_test_"))
-            .cloned()
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) -> (Vec<String>, Vec<String>) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let started = Instant::now();
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "malipo did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(exit.success(), "graceful shutdown exits 0, got {exit}");
-        std::thread::sleep(Duration::from_millis(100));
-        let stdout = self.stdout.lock().unwrap().clone();
-        let stderr = self.stderr.lock().unwrap().clone();
-        (stdout, stderr)
-    }
-}
+use crate::process::ServerProcess as Server;
 
 /// Everything the database holds, as text and bytes, to search for secrets.
 async fn database_contents(database: &TestDatabase) -> Vec<u8> {
@@ -170,9 +74,9 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn first_start_prints_a_working_key_that_is_stored_and_logged_nowhere() {
     let database = TestDatabase::create().await;
     let directory = work_directory();
-    let server = Server::start(&directory, &database.url);
+    let server = Server::start(&directory, &database.url, &[]);
     let key = server
-        .printed_key()
+        .printed_key(Duration::from_secs(5))
         .expect("the first start prints the sandbox key on a line of its own");
     let client = crate::harness::http_client();
 
@@ -236,9 +140,9 @@ async fn first_start_prints_a_working_key_that_is_stored_and_logged_nowhere() {
     assert!(!stored.is_empty());
 
     // A second start on the same database prints no key, and the key still works.
-    let again = Server::start(&directory, &database.url);
+    let again = Server::start(&directory, &database.url, &[]);
     assert_eq!(
-        again.printed_key(),
+        again.printed_key(Duration::from_millis(100)),
         None,
         "the key is printed once, on the first start only"
     );
@@ -386,9 +290,11 @@ async fn two_server_processes_deliver_each_event_once() {
     let database = TestDatabase::create().await;
     let directory = work_directory();
     // The second process finds the first one's master key file.
-    let first = Server::start(&directory, &database.url);
-    let key = first.printed_key().expect("the sandbox key");
-    let second = Server::start(&directory, &database.url);
+    let first = Server::start(&directory, &database.url, &[]);
+    let key = first
+        .printed_key(Duration::from_secs(5))
+        .expect("the sandbox key");
+    let second = Server::start(&directory, &database.url, &[]);
     let (receiver, base) = crate::webhooks::spawn_receiver().await;
     let client = crate::harness::http_client();
     let created = client

@@ -12,9 +12,6 @@
 //! made twice until the key was kept on the objects it creates.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,109 +34,7 @@ const RETRIES_PER_KILL: usize = 8;
 const FINAL_PAYMENT_STATUSES: [&str; 4] = ["succeeded", "failed", "cancelled", "expired"];
 
 /// A `malipo serve` process; killed (SIGKILL) when dropped, even on panic.
-struct Server {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    base_url: String,
-}
-
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-impl Server {
-    async fn start(directory: &Path, database_url: &str, env: &[(&str, &str)]) -> Server {
-        let mut command = command(directory, database_url);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the binary starts");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        // From here on the guard kills the child if an assertion fails.
-        let mut server = Server {
-            child,
-            stdout,
-            stderr,
-            base_url: String::new(),
-        };
-        let started = Instant::now();
-        loop {
-            let found = server.stderr.lock().unwrap().iter().find_map(|line| {
-                let entry: Value = serde_json::from_str(line).ok()?;
-                (entry["message"] == "malipo listening")
-                    .then(|| entry["addr"].as_str().unwrap().to_owned())
-            });
-            if let Some(address) = found {
-                server.base_url = format!("http://{address}");
-                return server;
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "malipo exited early ({status}) instead of restarting: {:?}",
-                    server.stderr.lock().unwrap()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "malipo did not start within 30 s: {:?}",
-                server.stderr.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn printed_key(&self) -> String {
-        let started = Instant::now();
-        loop {
-            let key = self
-                .stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|line| line.starts_with("sk_test_"))
-                .cloned();
-            if let Some(key) = key {
-                return key;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "the first start prints the sandbox key"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL, then reap the process.
-    async fn kill(&mut self) {
-        let _ = self.child.kill();
-        let started = Instant::now();
-        while self.child.try_wait().unwrap().is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "SIGKILL ends it"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::process::ServerProcess as Server;
 
 /// xorshift64*: the test's only randomness; the seed is printed to replay a run.
 struct Rng(u64);
@@ -355,7 +250,7 @@ impl Load<'_> {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(millis)).await;
-        server.kill().await;
+        server.kill();
         stop.store(true, Ordering::SeqCst);
         for task in tasks {
             task.await.unwrap();
@@ -502,8 +397,10 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
         ("MALIPO_WEBHOOK_TIMEOUT_MS", "1000"),
         ("MALIPO_LOG_FILTER", "warn,malipo=info"),
     ];
-    let mut server = Server::start(&directory, &database.url, &env).await;
-    let key = server.printed_key().await;
+    let mut server = Server::start(&directory, &database.url, &env);
+    let key = server
+        .printed_key(Duration::from_secs(5))
+        .expect("the first start prints the sandbox key");
     let client = crate::harness::http_client();
     let (hooks, hooks_base) = spawn_hooks().await;
     let endpoint = client
@@ -539,7 +436,7 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
         lost_total += lost.len();
         drop(server);
         let restarting = Instant::now();
-        server = Server::start(&directory, &database.url, &env).await;
+        server = Server::start(&directory, &database.url, &env);
         restarts += restarting.elapsed();
         slowest_restart = slowest_restart.max(restarting.elapsed());
 
@@ -847,8 +744,10 @@ async fn sigkill_mid_delivery_delivers_every_event_after_the_lease() {
         ("MALIPO_SIMULATOR_POLL_AFTER_MS", "300"),
         ("MALIPO_LOG_FILTER", "warn,malipo=info"),
     ];
-    let mut server = Server::start(&directory, &database.url, &env).await;
-    let key = server.printed_key().await;
+    let mut server = Server::start(&directory, &database.url, &env);
+    let key = server
+        .printed_key(Duration::from_secs(5))
+        .expect("the first start prints the sandbox key");
     let client = crate::harness::http_client();
     let (hooks, hooks_base) = spawn_hooks().await;
     let endpoint = client
@@ -898,7 +797,7 @@ async fn sigkill_mid_delivery_delivers_every_event_after_the_lease() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    server.kill().await;
+    server.kill();
     // Handlers cut off by the kill never complete.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let arrived = hooks.arrived.lock().unwrap().len();
@@ -909,7 +808,7 @@ async fn sigkill_mid_delivery_delivers_every_event_after_the_lease() {
         "the kill should land mid-delivery ({arrived} arrived, {completed_at_kill} completed)"
     );
     drop(server);
-    let server = Server::start(&directory, &database.url, &env).await;
+    let server = Server::start(&directory, &database.url, &env);
 
     // Lease 32 s, plus the attempt and a margin.
     let (events, deliveries) = wait_for_events(
@@ -960,8 +859,10 @@ async fn a_retry_after_the_claims_lease_never_makes_a_second_payment() {
     let database = TestDatabase::create().await;
     let directory = work_directory();
     let env = [("MALIPO_LOG_FILTER", "warn,malipo=info")];
-    let mut server = Server::start(&directory, &database.url, &env).await;
-    let key = server.printed_key().await;
+    let mut server = Server::start(&directory, &database.url, &env);
+    let key = server
+        .printed_key(Duration::from_secs(5))
+        .expect("the first start prints the sandbox key");
     let client = crate::harness::http_client();
     let outcomes = Arc::new(Outcomes::default());
     let counter = Arc::new(AtomicU64::new(0));
@@ -977,7 +878,7 @@ async fn a_retry_after_the_claims_lease_never_makes_a_second_payment() {
     for round in 0..5u64 {
         let lost = load.burst_then_kill(&mut server, 150 + 50 * round).await;
         drop(server);
-        server = Server::start(&directory, &database.url, &env).await;
+        server = Server::start(&directory, &database.url, &env);
         // As if the claims' 60 s lease had passed.
         let mut connection = sqlx::AnyConnection::connect(&database.url).await.unwrap();
         sqlx::query(

@@ -16,4 +16,5 @@ mod operations;
 mod payments;
 mod payouts;
 mod plans;
+mod process;
 mod webhooks;

@@ -2,18 +2,12 @@
 //! second run; SQLite in WAL mode in the first): jobs run once, idempotency
 //! is decided by the database, and a killed node's job leases are taken over.
 //!
-//! The simulator rail keeps its transactions in the memory of the process
-//! that started them and calls back that process's `public_url` (by default
-//! its own listen address). A callback reaches the node that started the
-//! transaction; a status query (the lost-callback poll) may be leased by any
-//! node and only the starting node can answer it, so polls retry until the
-//! right node takes one or the payment expires.
+//! The simulator rail keeps no state per transaction (its ids carry their
+//! outcome), so any node answers a status query for a payment another node
+//! started; its callbacks go to the starting node's `public_url`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
@@ -21,8 +15,9 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Row};
 use tokio::task::JoinSet;
 
-use crate::binary::{command, run, work_directory};
+use crate::binary::{run, work_directory};
 use crate::harness::{TestDatabase, http_client};
+use crate::process::ServerProcess;
 
 /// Settings every node gets: a quick simulator, a small pool (three nodes
 /// share the test PostgreSQL server with the rest of the suite).
@@ -38,116 +33,9 @@ const JOB_LEASE: Duration = Duration::from_secs(30);
 
 const FINAL: &[&str] = &["succeeded", "failed", "cancelled", "expired"];
 
-/// One `malipo serve` process; killed if the test ends without stopping it.
-struct Node {
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    base_url: String,
-}
-
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
-impl Node {
-    fn start(directory: &Path, database_url: &str) -> Node {
-        let mut child = command(directory, database_url)
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-            .envs(NODE_ENV.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = collect(child.stdout.take().unwrap());
-        let stderr = collect(child.stderr.take().unwrap());
-        let started = Instant::now();
-        let address = loop {
-            let found = stderr.lock().unwrap().iter().find_map(|line| {
-                let entry: Value = serde_json::from_str(line).ok()?;
-                (entry["message"] == "malipo listening")
-                    .then(|| entry["addr"].as_str().unwrap().to_owned())
-            });
-            if let Some(address) = found {
-                break address;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "malipo exited early ({status}): {:?}",
-                    stderr.lock().unwrap()
-                );
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "malipo did not start: {:?}",
-                stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Node {
-            child,
-            stdout,
-            stderr,
-            base_url: format!("http://{address}"),
-        }
-    }
-
-    fn printed_key(&self) -> Option<String> {
-        std::thread::sleep(Duration::from_millis(100));
-        self.stdout
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|line| line.starts_with("sk_test_"))
-            .cloned()
-    }
-
-    /// SIGKILL: no shutdown, leases stay held until they run out.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL is sent");
-        self.child.wait().expect("the killed node is reaped");
-    }
-
-    /// SIGTERM, then a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let started = Instant::now();
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "malipo did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            exit.success(),
-            "graceful shutdown exits 0, got {exit}: {:?}",
-            self.stderr.lock().unwrap()
-        );
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// One `malipo serve` process with the nodes' settings.
+fn start_node(directory: &Path, database_url: &str) -> ServerProcess {
+    ServerProcess::start(directory, database_url, NODE_ENV)
 }
 
 /// Three nodes on one fresh database in one work directory: the first
@@ -155,7 +43,7 @@ impl Drop for Node {
 struct Cluster {
     database: TestDatabase,
     directory: std::path::PathBuf,
-    nodes: Vec<Node>,
+    nodes: Vec<ServerProcess>,
     key: String,
     client: reqwest::Client,
 }
@@ -164,13 +52,15 @@ impl Cluster {
     async fn start() -> Cluster {
         let database = TestDatabase::create().await;
         let directory = work_directory();
-        let first = Node::start(&directory, &database.url);
-        let key = first.printed_key().expect("the first node prints the key");
+        let first = start_node(&directory, &database.url);
+        let key = first
+            .printed_key(Duration::from_secs(5))
+            .expect("the first node prints the key");
         let mut nodes = vec![first];
         for _ in 1..3 {
-            let node = Node::start(&directory, &database.url);
+            let node = start_node(&directory, &database.url);
             assert_eq!(
-                node.printed_key(),
+                node.printed_key(Duration::from_millis(100)),
                 None,
                 "only the first start prints a key"
             );
@@ -363,30 +253,14 @@ impl Cluster {
     fn logs_about(&self, needle: &str) -> Vec<String> {
         self.nodes
             .iter()
-            .flat_map(|node| {
-                let lines = node.stderr.lock().unwrap();
-                lines
-                    .iter()
-                    .filter(|line| line.contains(needle))
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(ServerProcess::stderr_lines)
+            .filter(|line| line.contains(needle))
             .collect()
     }
 
-    /// Log lines of all live nodes that contain `needle`.
+    /// How many of the live nodes' log lines mention `needle`.
     fn log_lines(&self, needle: &str) -> usize {
-        self.nodes
-            .iter()
-            .map(|node| {
-                node.stderr
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|line| line.contains(needle))
-                    .count()
-            })
-            .sum()
+        self.logs_about(needle).len()
     }
 
     fn stop(self) {
@@ -698,7 +572,7 @@ async fn a_killed_nodes_leases_are_taken_over() {
         cluster.nodes.pop();
         cluster
             .nodes
-            .push(Node::start(&cluster.directory, &cluster.database.url));
+            .push(start_node(&cluster.directory, &cluster.database.url));
         if !orphaned.is_empty() {
             break;
         }
