@@ -23,7 +23,7 @@ use malipo_store::PaymentRecord;
 use crate::AppState;
 
 /// After the payment expires, its page still shows the outcome this long.
-const LINK_GRACE_MS: i64 = 15 * 60 * 1_000;
+pub(crate) const LINK_GRACE_MS: i64 = 15 * 60 * 1_000;
 
 fn verify_token(views: &Views, token: &str) -> Option<PaymentId> {
     let (id, mac) = token.split_once('.')?;
@@ -33,7 +33,7 @@ fn verify_token(views: &Views, token: &str) -> Option<PaymentId> {
     equal.then_some(id)
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -48,7 +48,7 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
+pub(crate) fn page(title: &str, body: &str, refresh: bool) -> Html<String> {
     let refresh = if refresh {
         r#"<meta http-equiv="refresh" content="3">"#
     } else {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod hosted;
+pub mod hosted_checkout;
 pub mod idempotency;
 pub mod metrics;
 pub mod pagination;
@@ -94,6 +95,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::api_keys::router())
         .merge(v1::audit_events::router())
         .merge(v1::balances::router())
+        .merge(v1::checkouts::router())
         .merge(v1::events::router())
         .merge(v1::fees::router())
         .merge(v1::fx_rates::router())
@@ -102,6 +104,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::payments::router())
         .merge(v1::payouts::router())
         .merge(v1::plans::router())
+        .merge(v1::installment_plans::router())
+        .merge(v1::test_clocks::router())
         .merge(v1::webhook_endpoints::router())
 }
 
@@ -234,6 +238,7 @@ pub fn router(state: AppState) -> Router {
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(hosted::router())
+        .merge(hosted_checkout::router())
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(from_fn(error::render_errors))

@@ -204,6 +204,18 @@ prefixed_id!(
     /// A merchant's buy-now-pay-later product: the terms its checkouts offer.
     PlanProductId, "pp"
 );
+prefixed_id!(
+    /// A buy-now-pay-later checkout: at a till, or on a hosted page.
+    CheckoutId, "co"
+);
+prefixed_id!(
+    /// An installment plan a completed checkout created.
+    PlanId, "plan"
+);
+prefixed_id!(
+    /// A sandbox clock that plans attached to it follow instead of real time.
+    TestClockId, "clock"
+);
 
 #[cfg(test)]
 mod tests {

@@ -24,9 +24,9 @@ pub use direction::Direction;
 pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
-    AccountId, ApiKeyId, AuditEventId, EventId, FeeScheduleId, FxRateId, IdParseError, InboundId,
-    JobId, MerchantId, PaymentId, PayoutId, PlanProductId, RefundId, RequestId, TransferId,
-    WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
+    AccountId, ApiKeyId, AuditEventId, CheckoutId, EventId, FeeScheduleId, FxRateId, IdParseError,
+    InboundId, JobId, MerchantId, PaymentId, PayoutId, PlanId, PlanProductId, RefundId, RequestId,
+    TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -65,6 +65,15 @@ impl TimeZone {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         utc.to_offset(self.offset).date()
     }
+
+    /// The moment it is `hour`:00 on `date` in this zone.
+    pub fn at_hour(self, date: Date, hour: u8) -> Timestamp {
+        let local = date
+            .with_hms(hour.min(23), 0, 0)
+            .expect("an hour below 24 is valid")
+            .assume_offset(self.offset);
+        Timestamp::from_offset_date_time(local)
+    }
 }
 
 #[cfg(test)]

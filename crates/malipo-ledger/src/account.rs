@@ -55,10 +55,14 @@ pub enum AccountKind {
     /// The outside world: the counterpart of money entering or leaving the
     /// books by an operator's adjustment.
     External,
+    /// Earned on credit: plan interest, plan fees and late fees.
+    Income,
+    /// Receivables given up as lost (a defaulted plan's unpaid principal).
+    WriteOff,
 }
 
 impl AccountKind {
-    pub const ALL: [AccountKind; 9] = [
+    pub const ALL: [AccountKind; 11] = [
         AccountKind::Available,
         AccountKind::Pending,
         AccountKind::Reserve,
@@ -68,6 +72,8 @@ impl AccountKind {
         AccountKind::Suspense,
         AccountKind::FxPosition,
         AccountKind::External,
+        AccountKind::Income,
+        AccountKind::WriteOff,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -81,6 +87,8 @@ impl AccountKind {
             AccountKind::Suspense => "suspense",
             AccountKind::FxPosition => "fx_position",
             AccountKind::External => "external",
+            AccountKind::Income => "income",
+            AccountKind::WriteOff => "write_off",
         }
     }
 

@@ -61,6 +61,22 @@ pub struct CreatePayment {
     pub metadata: String,
     pub redirect_url: Option<String>,
     pub expires_in_ms: Option<i64>,
+    /// What waits on the outcome (`checkout:co_…`, …); see `bnpl`.
+    pub purpose: Option<String>,
+    pub fees: FeeMode,
+}
+
+/// Which fee a collection carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FeeMode {
+    /// The merchant's fee schedule, as it says who pays.
+    #[default]
+    Schedule,
+    /// The schedule's fee, always deducted from the merchant: the customer
+    /// pays exactly the amount (a plan's deposit and installments).
+    MerchantPays,
+    /// None: the platform carries the plan (an upfront plan's installments).
+    None,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -161,11 +177,17 @@ impl Payments {
             direction: Direction::Collection,
             currency: request.amount.currency,
         };
-        let schedule = self
-            .store
-            .resolve_fee_schedule(&context)
-            .await?
-            .map_or_else(no_fee, |r| r.schedule);
+        let mut schedule = match request.fees {
+            FeeMode::None => no_fee(),
+            FeeMode::Schedule | FeeMode::MerchantPays => self
+                .store
+                .resolve_fee_schedule(&context)
+                .await?
+                .map_or_else(no_fee, |r| r.schedule),
+        };
+        if request.fees == FeeMode::MerchantPays {
+            schedule.payer = FeePayer::Merchant;
+        }
         let fees = schedule
             .compute(request.amount)
             .map_err(|error| PaymentError::Invalid {
@@ -208,6 +230,7 @@ impl Payments {
             failure_code: None,
             failure_message: None,
             refunded_minor: 0,
+            purpose: request.purpose.clone(),
             expires_at,
             created_at: now,
             updated_at: now,
@@ -444,6 +467,7 @@ impl Payments {
     ) -> Result<NewTransfer, PaymentError> {
         let currency: Currency = payment.amount.currency;
         let rail = payment.rail.as_deref().unwrap_or_default();
+        let credited = self.plan_collection_account(payment).await?;
         let accounts = self
             .store
             .ensure_accounts(
@@ -466,7 +490,9 @@ impl Payments {
                 amount: Money::new(-payment.customer_total_minor, currency),
             },
             NewEntry {
-                account_id: accounts[1],
+                // An upfront plan's collection goes to the platform, which
+                // carries the plan; any other to the merchant.
+                account_id: credited.unwrap_or(accounts[1]),
                 amount: Money::new(payment.merchant_net_minor, currency),
             },
         ];

@@ -6,13 +6,14 @@
 //! causes. Rails' callbacks are stored as received and processed by the
 //! same worker.
 
+pub mod bnpl;
 mod collections;
 pub mod objects;
 mod payouts;
 mod rails;
 pub mod worker;
 
-pub use collections::{ConfirmPayment, CreatePayment, NextAction, PaymentError};
+pub use collections::{ConfirmPayment, CreatePayment, FeeMode, NextAction, PaymentError};
 pub use payouts::CreatePayout;
 pub use rails::Rails;
 

@@ -195,9 +195,27 @@ impl Views {
     /// The MAC in a hosted page's token: the payment id under a key derived
     /// from the master key, so a token needs nothing stored.
     pub fn hosted_mac(&self, id: PaymentId) -> String {
+        self.mac(&id.to_string())
+    }
+
+    /// The MAC of a hosted checkout page's token (see [`Views::hosted_mac`]).
+    pub fn checkout_mac(&self, id: malipo_core::CheckoutId) -> String {
+        self.mac(&id.to_string())
+    }
+
+    /// The hosted checkout page's address.
+    pub fn checkout_url(&self, id: malipo_core::CheckoutId) -> String {
+        format!(
+            "{}/checkout/{id}.{}",
+            self.public_url,
+            self.checkout_mac(id)
+        )
+    }
+
+    fn mac(&self, id: &str) -> String {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.hosted_key).expect("any key length works");
-        mac.update(id.to_string().as_bytes());
+        mac.update(id.as_bytes());
         let digest = mac.finalize().into_bytes();
         digest
             .iter()

@@ -154,10 +154,15 @@ async fn run_job(
         PROCESS_INBOUND_JOB => process_inbound(payments, job).await,
         PAYOUT_START_JOB => start_payout(payments, job).await,
         PAYOUT_POLL_JOB => poll_payout(payments, job).await,
-        other => {
-            tracing::error!(job_id = %job.id, kind = other, "unknown job kind; dropping it");
-            Ok(())
-        }
+        other => match crate::bnpl::run_job(payments, other, &job.subject_id, &job.payload).await {
+            Some(Ok(None)) => Ok(()),
+            Some(Ok(Some(at))) => Err(JobFailure::Later(at)),
+            Some(Err(reason)) => Err(JobFailure::Retry(reason)),
+            None => {
+                tracing::error!(job_id = %job.id, kind = other, "unknown job kind; dropping it");
+                Ok(())
+            }
+        },
     }
 }
 
@@ -200,6 +205,10 @@ async fn start_collection(
         fields: serde_json::from_str(&payment.fields).unwrap_or_default(),
         otp,
         callback_url: format!("{}/v1/inbound/{rail_id}", payments.config.public_url),
+        recurring: payment
+            .purpose
+            .as_deref()
+            .is_some_and(|purpose| purpose.starts_with("installment:")),
     };
     let outcome = match rail.start_collection(&request).await {
         Ok(outcome) => outcome,

@@ -109,6 +109,10 @@ pub struct CollectionRequest {
     pub otp: Option<String>,
     /// Where the rail should send its callback.
     pub callback_url: String,
+    /// A debit under the customer's standing authorization (a plan's
+    /// installment), with no prompt to approve; otherwise the customer
+    /// approves a push prompt.
+    pub recurring: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,6 +31,7 @@
 //! | `0007`  | succeeds, and the same callback arrives twice        | same                            |
 //! | `0008`  | succeeds                                             | accepted, then fails `invalid_account`; account-name lookup fails |
 //! | `0009`  | the first call for a reference times out (unavailable); a retry succeeds | same        |
+//! | `0010`  | a prompt the customer approves succeeds; a recurring debit (a plan's installment) fails `insufficient_funds`: the wallet was emptied after the deposit | succeeds |
 //! | other   | accepted, then succeeds                              | same                            |
 //!
 //! A second request with a reference the simulator accepted in the last
@@ -274,6 +275,9 @@ enum Trigger {
     PayoutFails,
     Flaky,
     Success,
+    /// Resolved before a ticket is made (see `start_collection`): never
+    /// sealed into a transaction id, so it has no index.
+    EmptyAfterApproval,
 }
 
 impl Trigger {
@@ -309,6 +313,7 @@ impl Trigger {
             Some("0007") => Trigger::DuplicateCallback,
             Some("0008") => Trigger::PayoutFails,
             Some("0009") => Trigger::Flaky,
+            Some("0010") => Trigger::EmptyAfterApproval,
             _ => Trigger::Success,
         }
     }
@@ -685,7 +690,11 @@ impl Rail for Simulator {
         {
             return Ok(refusal);
         }
-        let trigger = Trigger::for_number(&request.phone);
+        let trigger = match Trigger::for_number(&request.phone) {
+            Trigger::EmptyAfterApproval if request.recurring => Trigger::InsufficientFunds,
+            Trigger::EmptyAfterApproval => Trigger::Success,
+            trigger => trigger,
+        };
         let gate = || match trigger {
             Trigger::OtpRequired => otp_gate(request.otp.as_deref()),
             Trigger::MissingData => fields_gate(&request.fields),
@@ -718,7 +727,10 @@ impl Rail for Simulator {
             return Ok(refusal);
         }
         // Payouts have no OTP or customer fields: those triggers simply succeed.
-        let trigger = Trigger::for_number(number);
+        let trigger = match Trigger::for_number(number) {
+            Trigger::EmptyAfterApproval => Trigger::Success,
+            trigger => trigger,
+        };
         self.accept(
             Direction::Payout,
             trigger,

@@ -104,6 +104,7 @@ fn collection(receiver: &Receiver, reference: &str, phone: &str) -> CollectionRe
         fields: BTreeMap::new(),
         otp: None,
         callback_url: receiver.url.clone(),
+        recurring: false,
     }
 }
 

@@ -11,6 +11,7 @@
 mod api_keys;
 mod audit;
 mod batcher;
+mod bnpl;
 mod check;
 mod connect;
 mod error;
@@ -33,6 +34,10 @@ mod webhooks;
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
 pub use audit::{AuditEventRecord, AuditVerification, NewAuditEvent, TenantAudit};
 pub use batcher::{Batcher, WriteError};
+pub use bnpl::{
+    CheckoutRecord, CreateCheckoutOutcome, CustomerExposure, InstallmentRecord, PlanEffects,
+    PlanFilter, PlanPaymentRecord, PlanRecord, PlanState, PlanWriteError, TestClockRecord,
+};
 pub use check::LedgerReport;
 pub use connect::{Backend, ConnectOptions, Store};
 pub use error::StoreError;
@@ -49,8 +54,8 @@ pub use ledger::{
 pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter};
 pub use merchants::{MerchantRecord, Merchants};
 pub use payments::{
-    CreatePaymentOutcome, PaymentFilter, PaymentRecord, PaymentUpdate, TenantPayments,
-    UpdateOutcome,
+    CreatePaymentOutcome, PAYMENT_FOLLOW_UP_JOB, PaymentFilter, PaymentRecord, PaymentUpdate,
+    TenantPayments, UpdateOutcome,
 };
 pub use payouts::{
     CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus, TenantPayouts,

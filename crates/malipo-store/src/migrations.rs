@@ -56,6 +56,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_plan_products.sql"),
         postgres: include_str!("../migrations/postgres/0007_plan_products.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_plans",
+        sqlite: include_str!("../migrations/sqlite/0008_plans.sql"),
+        postgres: include_str!("../migrations/postgres/0008_plans.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

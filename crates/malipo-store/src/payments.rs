@@ -46,6 +46,10 @@ pub struct PaymentRecord {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub refunded_minor: i64,
+    /// What waits on this payment's outcome (`checkout:co_…`,
+    /// `installment:plan_…`, `plan_payment:plan_…`); see
+    /// [`PAYMENT_FOLLOW_UP_JOB`].
+    pub purpose: Option<String>,
     pub expires_at: Timestamp,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -104,9 +108,13 @@ pub struct PaymentFilter {
 const COLUMNS: &str = "id, merchant_id, mode, status, amount_minor, currency, fee_minor, fee_payer, \
      customer_total_minor, merchant_net_minor, customer_phone, rail, rail_transaction_id, merchant_reference, \
      request_fingerprint, description, metadata, redirect_url, next_action, fields, failure_code, failure_message, \
-     refunded_minor, expires_at_ms, created_at_ms, updated_at_ms, completed_at_ms, idempotency_key";
+     refunded_minor, expires_at_ms, created_at_ms, updated_at_ms, completed_at_ms, idempotency_key, purpose";
 
-const PAYMENT_COLUMNS_COUNT: usize = 28;
+const PAYMENT_COLUMNS_COUNT: usize = 29;
+
+/// Queued, in the same transaction, when a payment with a purpose reaches
+/// a final state: the job applies the outcome to what waits on it.
+pub const PAYMENT_FOLLOW_UP_JOB: &str = "payment.follow_up";
 
 fn payment_values(payment: &PaymentRecord) -> [Value; PAYMENT_COLUMNS_COUNT] {
     [
@@ -138,6 +146,7 @@ fn payment_values(payment: &PaymentRecord) -> [Value; PAYMENT_COLUMNS_COUNT] {
         Value::from(payment.updated_at.unix_ms()),
         Value::from(payment.completed_at.map(Timestamp::unix_ms)),
         Value::from(payment.idempotency_key.clone()),
+        Value::from(payment.purpose.clone()),
     ]
 }
 
@@ -179,6 +188,7 @@ fn from_row(row: &AnyRow) -> Result<PaymentRecord, StoreError> {
         failure_code: row.try_get("failure_code")?,
         failure_message: row.try_get("failure_message")?,
         refunded_minor: row.try_get("refunded_minor")?,
+        purpose: row.try_get("purpose")?,
         expires_at: Timestamp::from_unix_ms(row.try_get("expires_at_ms")?),
         created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
         updated_at: Timestamp::from_unix_ms(row.try_get("updated_at_ms")?),
@@ -324,6 +334,11 @@ impl Store {
             return Ok(UpdateOutcome::Refused(error));
         }
         enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
+        if payment.status.is_final() && payment.purpose.is_some() {
+            // Only a change out of a non-final state gets here, so once.
+            let follow_up = NewJob::new(PAYMENT_FOLLOW_UP_JOB, payment.id, now).urgent();
+            enqueue_in(&mut transaction, self.backend(), &[follow_up], now).await?;
+        }
         let event = NewEvent::for_payment(views, &payment, now);
         self.commit_with_events(transaction, std::slice::from_ref(&event))
             .await?;

@@ -191,6 +191,20 @@ pub const EVENT_TYPES: &[&str] = &[
     "refund.succeeded",
     "refund.failed",
     "webhook_endpoint.disabled",
+    "checkout.completed",
+    "checkout.declined",
+    "checkout.expired",
+    "plan.created",
+    "plan.delinquent",
+    "plan.reinstated",
+    "plan.completed",
+    "plan.defaulted",
+    "installment.paid",
+    "installment.partially_paid",
+    "installment.failed",
+    "installment.overdue",
+    "test_clock.advancing",
+    "test_clock.ready",
 ];
 
 /// An event type, or `category.*` for a category that has types.

@@ -4,15 +4,18 @@ pub mod account;
 pub mod api_keys;
 pub mod audit_events;
 pub mod balances;
+pub mod checkouts;
 pub mod events;
 pub mod fees;
 pub mod fx_rates;
 pub mod inbound;
+pub mod installment_plans;
 pub mod ledger;
 pub mod payment_options;
 pub mod payments;
 pub mod payouts;
 pub mod plans;
+pub mod test_clocks;
 pub mod webhook_endpoints;
 
 use malipo_core::Currency;

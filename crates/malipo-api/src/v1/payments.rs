@@ -114,7 +114,11 @@ impl From<PaymentError> for ApiError {
     }
 }
 
-fn check_text(param: &'static str, text: &str, length_max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_text(
+    param: &'static str,
+    text: &str,
+    length_max: usize,
+) -> Result<(), ApiError> {
     if text.chars().count() > length_max || text.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             param,
@@ -154,14 +158,19 @@ pub(crate) fn parse_metadata(
 }
 
 fn parse_redirect_url(url: Option<String>) -> Result<Option<String>, ApiError> {
+    parse_url("redirect_url", url)
+}
+
+/// An http(s) URL a customer is sent to, checked for plausibility.
+pub(crate) fn parse_url(param: &str, url: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(url) = url else { return Ok(None) };
     let plausible = (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() <= 2_000
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if !plausible {
         return Err(ApiError::invalid(
-            "redirect_url",
-            "`redirect_url` must be an http(s) URL of at most 2,000 characters.",
+            param,
+            format!("`{param}` must be an http(s) URL of at most 2,000 characters."),
         ));
     }
     Ok(Some(url))
@@ -236,6 +245,8 @@ impl PaymentIn {
             metadata: parse_metadata(self.metadata)?,
             redirect_url: parse_redirect_url(self.redirect_url)?,
             expires_in_ms,
+            purpose: None,
+            fees: malipo_payments::FeeMode::Schedule,
         })
     }
 }

@@ -9,15 +9,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use malipo_core::{Currency, Money, PlanProductId, Scope, ScopeFamily, TimeZone, Timestamp};
-use malipo_plans::{
-    Deposit, Frequency, Inflation, Interest, Length, PlanTerms, Schedule, TermsError, quote,
-};
+use malipo_plans::{Deposit, Frequency, Inflation, Interest, Length, PlanTerms, TermsError, quote};
 use malipo_store::PlanProductRecord;
 use serde::{Deserialize, Serialize};
 use time::Date;
 use time::macros::format_description;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub use malipo_payments::bnpl::objects::{ScheduleOut, ScheduledInstallmentOut};
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -97,7 +97,7 @@ pub enum Funding {
 }
 
 impl Funding {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Funding::Upfront => "upfront",
             Funding::AsCollected => "as_collected",
@@ -212,7 +212,7 @@ fn terms_param(error: &TermsError) -> String {
     }
 }
 
-fn terms_error(error: &TermsError) -> ApiError {
+pub(crate) fn terms_error(error: &TermsError) -> ApiError {
     let message = error.to_string();
     // The message starts with the crate's field path; the API names its own.
     let reason = message
@@ -225,7 +225,7 @@ fn terms_error(error: &TermsError) -> ApiError {
 impl TermsIn {
     /// Checks the shape (which fields go together); the bounds are checked
     /// by `malipo-plans` when a schedule is computed.
-    fn into_terms(self) -> Result<PlanTerms, ApiError> {
+    pub(crate) fn into_terms(self) -> Result<PlanTerms, ApiError> {
         let deposit = match (self.deposit_percent_bps, self.deposit_amount) {
             (Some(basis_points), None) => Deposit::Percent { basis_points },
             (None, Some(amount_minor)) => Deposit::Amount { amount_minor },
@@ -373,6 +373,34 @@ pub(crate) struct Product {
     pub terms: PlanTerms,
     pub currency: Option<Currency>,
     pub out: PlanProductOut,
+}
+
+impl Product {
+    /// The product as a checkout fixes it and its plan keeps it.
+    pub(crate) fn snapshot(&self) -> malipo_payments::bnpl::ProductSnapshot {
+        malipo_payments::bnpl::ProductSnapshot {
+            id: self.id.clone(),
+            name: self.out.name.clone(),
+            terms: self.terms,
+            funding: self.out.funding.as_str().to_owned(),
+            late_fee_minor: self.out.late_fee,
+            grace_days: self.out.grace_days,
+            retry_attempts: self.out.retry_attempts,
+            retry_interval_hours: self.out.retry_interval_hours,
+            default_after_days: self.out.default_after_days,
+        }
+    }
+
+    /// Inline terms with the default policies.
+    pub(crate) fn inline(terms: PlanTerms) -> Self {
+        let mut product = pos_standard(terms.frequency);
+        product.id = "inline".to_owned();
+        product.out.id = "inline".to_owned();
+        product.out.name = "Custom plan".to_owned();
+        product.out.terms = TermsOut::from(&terms);
+        product.terms = terms;
+        product
+    }
 }
 
 fn pos_standard(frequency: Frequency) -> Product {
@@ -659,63 +687,6 @@ pub struct PlanQuoteIn {
     /// The merchant's time zone, an IANA name such as `Africa/Lusaka`;
     /// default `UTC`.
     pub time_zone: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScheduledInstallmentOut {
-    pub number: u32,
-    #[schema(example = "2026-02-07")]
-    pub due_date: String,
-    /// principal + interest + fee + inflation, minor units.
-    pub amount: i64,
-    pub principal: i64,
-    pub interest: i64,
-    pub fee: i64,
-    pub inflation: i64,
-}
-
-/// An exact schedule: `deposit` + Σ `installments[].amount` = `total_payable`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScheduleOut {
-    pub currency: String,
-    /// The price.
-    pub amount: i64,
-    pub deposit: i64,
-    /// `amount` − `deposit`.
-    pub financed: i64,
-    pub interest: i64,
-    pub fee: i64,
-    pub inflation: i64,
-    pub total_payable: i64,
-    pub installments: Vec<ScheduledInstallmentOut>,
-}
-
-impl From<&Schedule> for ScheduleOut {
-    fn from(schedule: &Schedule) -> Self {
-        Self {
-            currency: schedule.currency.code().to_owned(),
-            amount: schedule.total_minor,
-            deposit: schedule.deposit_minor,
-            financed: schedule.financed_minor,
-            interest: schedule.interest_minor,
-            fee: schedule.fee_minor,
-            inflation: schedule.inflation_minor,
-            total_payable: schedule.total_payable_minor,
-            installments: schedule
-                .installments
-                .iter()
-                .map(|i| ScheduledInstallmentOut {
-                    number: i.number,
-                    due_date: i.due_date.to_string(),
-                    amount: i.amount_minor,
-                    principal: i.principal_minor,
-                    interest: i.interest_minor,
-                    fee: i.fee_minor,
-                    inflation: i.inflation_minor,
-                })
-                .collect(),
-        }
-    }
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

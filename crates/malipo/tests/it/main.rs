@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod bnpl;
 mod conventions;
 mod crash;
 mod harness;
