@@ -62,7 +62,7 @@ pub struct TestClockIn {
     /// Up to 100 characters.
     pub name: Option<String>,
     /// The clock's starting time (RFC 3339); default now.
-    #[schema(example = "2026-01-01T06:00:00Z")]
+    #[schema(format = DateTime, example = "2026-01-01T06:00:00Z")]
     pub frozen_time: Option<String>,
 }
 
@@ -174,7 +174,7 @@ pub async fn list_test_clocks(
 pub struct AdvanceIn {
     /// The time to move to (RFC 3339), after the clock's time. Give this or
     /// `advance_by_seconds`.
-    #[schema(example = "2026-02-01T06:00:00Z")]
+    #[schema(format = DateTime, example = "2026-02-01T06:00:00Z")]
     pub frozen_time: Option<String>,
     /// How far to move, in seconds (at most ten years).
     #[schema(minimum = 1, example = 604800)]
