@@ -860,12 +860,13 @@ impl Store {
         let row = sqlx::query(
             "SELECT \
                (SELECT COUNT(*) FROM plans WHERE customer_phone = $1 AND mode = $2 \
-                  AND status IN ('active', 'delinquent') AND ($3 IS NULL OR merchant_id = $3)) \
+                  AND status IN ('active', 'delinquent') AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) \
              + (SELECT COUNT(*) FROM checkouts WHERE customer_phone = $1 AND mode = $2 \
-                  AND status = 'pending_approval' AND ($3 IS NULL OR merchant_id = $3) AND id <> $5) AS open_plans, \
-               (SELECT COALESCE(SUM(financed_minor), 0) FROM plans WHERE customer_phone = $1 AND mode = $2 \
-                  AND status IN ('active', 'delinquent') AND currency = $4 \
-                  AND ($3 IS NULL OR merchant_id = $3)) AS financed",
+                  AND status = 'pending_approval' AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3) \
+                  AND id <> $5) AS open_plans, \
+               (SELECT CAST(COALESCE(SUM(financed_minor), 0) AS BIGINT) FROM plans \
+                  WHERE customer_phone = $1 AND mode = $2 AND status IN ('active', 'delinquent') \
+                  AND currency = $4 AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) AS financed",
         )
         .bind(phone)
         .bind(mode.as_str())
@@ -1249,5 +1250,65 @@ impl Store {
         self.finish_plan_write(transaction, &effects, now).await?;
         state.payments.extend(effects.applied_payments);
         Ok(Some((state, value)))
+    }
+}
+
+impl Store {
+    /// A tenant's plans by status (for the benchmark and operators).
+    pub async fn plan_status_counts(
+        &self,
+        tenant: Tenant,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        self.status_counts(
+            "SELECT status, COUNT(*) AS n FROM plans WHERE merchant_id = $1 AND mode = $2 GROUP BY status",
+            tenant,
+        )
+        .await
+    }
+
+    /// A tenant's installments by status.
+    pub async fn installment_status_counts(
+        &self,
+        tenant: Tenant,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        self.status_counts(
+            "SELECT i.status, COUNT(*) AS n FROM installments i JOIN plans p ON p.id = i.plan_id \
+             WHERE p.merchant_id = $1 AND p.mode = $2 GROUP BY i.status",
+            tenant,
+        )
+        .await
+    }
+
+    async fn status_counts(
+        &self,
+        query: &'static str,
+        tenant: Tenant,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let rows = sqlx::query(query)
+            .bind(tenant.merchant_id.to_string())
+            .bind(tenant.mode.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+            .collect()
+    }
+
+    /// Up to `limit` of a tenant's plan ids, newest first.
+    pub async fn plan_ids(&self, tenant: Tenant, limit: i64) -> Result<Vec<PlanId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM plans WHERE merchant_id = $1 AND mode = $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(tenant.merchant_id.to_string())
+        .bind(tenant.mode.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                PlanId::parse(&id).map_err(|e| bad("plans", "id", e))
+            })
+            .collect()
     }
 }

@@ -52,6 +52,13 @@ pub struct Store {
     /// Told after a commit that queued webhook deliveries, so this node's
     /// delivery worker starts at once instead of at its next poll.
     pub(crate) deliveries_queued: Arc<Notify>,
+    /// Ledger account ids by what identifies them: an account, once made,
+    /// keeps its id for ever, so every transfer need not look its accounts up.
+    pub(crate) account_ids: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<malipo_ledger::AccountSpec, malipo_core::AccountId>,
+        >,
+    >,
 }
 
 /// SQLite waits this long for a lock before reporting the database busy.
@@ -101,6 +108,7 @@ impl Store {
             writes,
             backend,
             deliveries_queued: Arc::new(Notify::new()),
+            account_ids: Arc::default(),
         })
     }
 

@@ -145,7 +145,23 @@ fn account_from_row(row: &AnyRow) -> Result<AccountRecord, StoreError> {
     })
 }
 
+/// Account ids kept in memory at most; past this the cache starts again.
+const ACCOUNT_IDS_CACHED_MAX: usize = 100_000;
+
 impl Store {
+    fn cached_account_id(&self, spec: &AccountSpec) -> Option<AccountId> {
+        let cache = self.account_ids.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(spec).copied()
+    }
+
+    fn cache_account_id(&self, spec: &AccountSpec, id: AccountId) {
+        let mut cache = self.account_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= ACCOUNT_IDS_CACHED_MAX {
+            cache.clear();
+        }
+        cache.insert(spec.clone(), id);
+    }
+
     /// The accounts for `specs`, created on first use.
     pub async fn ensure_accounts(
         &self,
@@ -154,7 +170,12 @@ impl Store {
     ) -> Result<Vec<AccountId>, StoreError> {
         let mut ids = Vec::with_capacity(specs.len());
         for spec in specs {
+            if let Some(id) = self.cached_account_id(spec) {
+                ids.push(id);
+                continue;
+            }
             if let Some(id) = find_account_id(&self.pool, spec).await? {
+                self.cache_account_id(spec, id);
                 ids.push(id);
                 continue;
             }
@@ -180,6 +201,7 @@ impl Store {
                 .await?
                 .expect("the account exists once inserted");
             transaction.commit().await?;
+            self.cache_account_id(spec, id);
             ids.push(id);
         }
         Ok(ids)

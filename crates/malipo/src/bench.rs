@@ -22,6 +22,9 @@ pub enum BenchCommand {
     /// (`bench/e2e.sh` starts one): payment creation at fixed rates and at
     /// saturation, the sandbox round trip to a webhook, and memory.
     Http(crate::bench_http::HttpBenchArgs),
+    /// A worker pass over many plans whose installments fall due at once
+    /// (100,000 by default), with the API probed at a fixed rate meanwhile.
+    Plans(crate::bench_plans::PlansBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +48,7 @@ pub async fn run(database_url: Option<String>, command: BenchCommand) -> anyhow:
         BenchCommand::Ledger(args) => ledger(database_url, args).await,
         BenchCommand::Webhooks(args) => crate::bench_webhooks::run(database_url, args).await,
         BenchCommand::Http(args) => crate::bench_http::run(database_url, args).await,
+        BenchCommand::Plans(args) => crate::bench_plans::run(database_url, args).await,
     }
 }
 

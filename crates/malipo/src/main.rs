@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod bench_http;
+mod bench_plans;
 mod bench_webhooks;
 mod listen;
 mod operator;
