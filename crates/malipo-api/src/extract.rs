@@ -77,6 +77,14 @@ fn parse_json<T: DeserializeOwned>(is_json: bool, bytes: &[u8]) -> Result<T, Api
             format!("The body is not valid JSON: {e}."),
         )
     })?;
+    // Every body is an object. Serde also builds a struct from an array of
+    // its fields in order, which would let `[null]` pass for `{}`.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The body must be a JSON object.",
+        ));
+    }
     Ok(value)
 }
 

@@ -121,6 +121,32 @@ impl Store {
                 ));
             }
         }
+
+        // Buy now, pay later: the platform's receivable is exactly the
+        // principal open upfront plans still owe (their financed amount less
+        // the principal of the payments applied), per mode and currency.
+        let rows = sqlx::query(
+            "SELECT mode, currency, CAST(SUM(owed) AS BIGINT) AS owed, CAST(SUM(booked) AS BIGINT) AS booked FROM ( \
+               SELECT p.mode, p.currency, p.financed_minor - COALESCE((SELECT SUM(pp.principal_minor) \
+                 FROM plan_payments pp WHERE pp.plan_id = p.id), 0) AS owed, 0 AS booked \
+               FROM plans p WHERE p.funding = 'upfront' AND p.status IN ('active', 'delinquent') \
+               UNION ALL \
+               SELECT a.mode, a.currency, 0 AS owed, -a.posted_minor AS booked FROM ledger_accounts a \
+               WHERE a.owner_kind = 'platform' AND a.kind = 'receivable' AND a.qualifier = 'bnpl' \
+             ) AS sides GROUP BY mode, currency",
+        )
+        .fetch_all(pool)
+        .await?;
+        for row in rows {
+            let (mode, currency): (String, String) =
+                (row.try_get("mode")?, row.try_get("currency")?);
+            let (owed, booked): (i64, i64) = (row.try_get("owed")?, row.try_get("booked")?);
+            if owed != booked {
+                report.problems.push(format!(
+                    "the {mode} {currency} BNPL receivable stands at {booked} but open upfront plans owe {owed} of principal"
+                ));
+            }
+        }
         Ok(report)
     }
 }

@@ -199,6 +199,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "plan.reinstated",
     "plan.completed",
     "plan.defaulted",
+    "plan.cancelled",
     "installment.paid",
     "installment.partially_paid",
     "installment.failed",

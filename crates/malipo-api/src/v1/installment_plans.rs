@@ -36,6 +36,14 @@ impl From<PlanPaymentError> for ApiError {
                 ErrorCode::InvalidState,
                 format!("The plan is {status}: it takes no payments."),
             ),
+            PlanPaymentError::CollectionInFlight => ApiError::new(
+                ErrorCode::InvalidState,
+                "A collection of this plan is with the rail; try again when it has ended.",
+            ),
+            PlanPaymentError::InsufficientBalance => ApiError::new(
+                ErrorCode::InsufficientBalance,
+                "The available balance cannot return the plan's unpaid principal.",
+            ),
             PlanPaymentError::Payment(error) => error.into(),
             PlanPaymentError::Store(error) => error.into(),
         }
@@ -338,9 +346,36 @@ pub async fn create_plan_payment(
     })
 }
 
+/// Cancel a plan (goods returned, a sale undone): nothing more is
+/// collected. For an `upfront` plan the merchant returns the principal
+/// still unpaid, from its available balance to the platform. What the
+/// customer paid is refunded with `POST /v1/refunds`, if at all.
+#[utoipa::path(post, path = "/v1/plans/{id}/cancel", tag = "plans",
+    params(("id" = String, Path, description = "The plan's id, `plan_…`.")),
+    security(("api_key" = ["plans:write"])),
+    responses(
+        (status = 200, description = "Cancelled.", body = PlanOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 402, description = "`INSUFFICIENT_BALANCE`: the available balance cannot return the unpaid principal.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such plan.", body = ErrorEnvelope),
+        (status = 409, description = "`INVALID_STATE`: the plan is over, or a collection is in flight.", body = ErrorEnvelope),
+    ))]
+pub async fn cancel_plan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PlanOut>, ApiError> {
+    caller.require(Scope::write(ScopeFamily::Plans))?;
+    let plan_id = parse_plan_id(&id)?;
+    let (plan, now) = state.payments.cancel_plan(caller.tenant, plan_id).await?;
+    Ok(Json(plan_out(&plan, now)))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_plans))
         .routes(routes!(get_plan))
         .routes(routes!(create_plan_payment))
+        .routes(routes!(cancel_plan))
 }

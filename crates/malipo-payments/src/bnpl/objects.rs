@@ -127,7 +127,8 @@ pub struct InstallmentOut {
     pub amount_paid: i64,
     /// amount + late fee − amount paid.
     pub amount_due: i64,
-    /// `scheduled`, `processing`, `paid`, `failed`, `overdue`, `written_off`.
+    /// `scheduled`, `processing`, `paid`, `failed`, `overdue`, `written_off`
+    /// (the plan defaulted), `cancelled` (the plan was cancelled).
     pub status: String,
     /// Automatic collection attempts so far.
     pub attempts: i64,

@@ -25,6 +25,10 @@ pub enum PlanPaymentError {
     },
     #[error("the plan is {0}: it takes no payments")]
     Closed(String),
+    #[error("a collection of this plan is with the rail; try again when it has ended")]
+    CollectionInFlight,
+    #[error("the merchant's available balance cannot return the unpaid principal")]
+    InsufficientBalance,
     #[error(transparent)]
     Payment(#[from] PaymentError),
     #[error(transparent)]
@@ -521,6 +525,82 @@ impl Payments {
         Ok(self
             .create_payment(tenant, request, |_| String::new())
             .await?)
+    }
+
+    /// The merchant cancels a plan (goods returned, a sale undone): nothing
+    /// more is collected. For an upfront plan the merchant returns the
+    /// principal still unpaid from its available balance to the platform's
+    /// receivable; refunding what the customer paid is a refund of its own.
+    pub async fn cancel_plan(
+        &self,
+        tenant: Tenant,
+        id: PlanId,
+    ) -> Result<(PlanState, Timestamp), PlanPaymentError> {
+        let plan = self
+            .store
+            .find_plan(tenant, id)
+            .await?
+            .ok_or(PlanPaymentError::NotFound)?;
+        let now = self.plan_now(&plan).await?;
+        let accounts = self.plan_accounts(plan.mode, plan.currency).await?;
+        let available = self
+            .store
+            .ensure_accounts(
+                &[AccountSpec::merchant(
+                    plan.merchant_id,
+                    plan.mode,
+                    plan.currency,
+                    AccountKind::Available,
+                )],
+                self.clock.now(),
+            )
+            .await?[0];
+        let currency = plan.currency;
+        let changed = self
+            .store
+            .update_plan(id, |state| {
+                let outstanding = rules::cancel(state, now)?;
+                let mut effects = PlanEffects::default();
+                if state.plan.funding == "upfront" && outstanding > 0 {
+                    effects.transfers.push(NewTransfer::posted(
+                        format!("plan:{}:cancelled", state.plan.id),
+                        format!(
+                            "plan {} cancelled: the merchant returns the unpaid principal",
+                            state.plan.id
+                        ),
+                        vec![
+                            NewEntry {
+                                account_id: available,
+                                amount: Money::new(-outstanding, currency),
+                            },
+                            NewEntry {
+                                account_id: accounts.receivable,
+                                amount: Money::new(outstanding, currency),
+                            },
+                        ],
+                    ));
+                }
+                effects.events.push(plan_event(state, "cancelled", now));
+                Some((effects, ()))
+            })
+            .await;
+        match changed {
+            Ok(Some((state, ()))) => Ok((state, now)),
+            Ok(None) => {
+                let (state, _) = self
+                    .plan_state(tenant, id)
+                    .await?
+                    .ok_or(PlanPaymentError::NotFound)?;
+                if matches!(state.plan.status.as_str(), "active" | "delinquent") {
+                    Err(PlanPaymentError::CollectionInFlight)
+                } else {
+                    Err(PlanPaymentError::Closed(state.plan.status))
+                }
+            }
+            Err(PlanWriteError::Refused(_)) => Err(PlanPaymentError::InsufficientBalance),
+            Err(PlanWriteError::NotFound) => Err(PlanPaymentError::NotFound),
+            Err(PlanWriteError::Store(error)) => Err(error.into()),
+        }
     }
 
     /// Where a collected plan payment is credited: the platform's BNPL

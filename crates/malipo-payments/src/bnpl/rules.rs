@@ -56,7 +56,8 @@ fn is_open(plan: &PlanRecord) -> bool {
 }
 
 fn unpaid(installment: &InstallmentRecord) -> bool {
-    installment.outstanding_minor() > 0 && installment.status != "written_off"
+    installment.outstanding_minor() > 0
+        && !matches!(installment.status.as_str(), "written_off" | "cancelled")
 }
 
 /// When an unpaid installment becomes overdue: the start of the day after
@@ -376,6 +377,25 @@ pub(crate) fn apply_payment(
         applied_at: now,
     };
     Some((record, happenings))
+}
+
+/// The merchant cancels an open plan with nothing in flight: nothing more
+/// is collected. Returns the principal still owed, or `None` if it cannot.
+pub(crate) fn cancel(state: &mut PlanState, now: Timestamp) -> Option<i64> {
+    if !is_open(&state.plan) || state.installments.iter().any(|i| i.status == "processing") {
+        return None;
+    }
+    let outstanding = principal_outstanding(state, &[]);
+    for installment in state.installments.iter_mut().filter(|i| unpaid(i)) {
+        installment.status = "cancelled".to_owned();
+        installment.next_attempt_at = None;
+    }
+    state.plan.status = "cancelled".to_owned();
+    state.plan.overdue_since = None;
+    state.plan.next_tick_at = None;
+    state.plan.completed_at = Some(now);
+    state.plan.updated_at = now;
+    Some(outstanding)
 }
 
 /// What the customer still owes, late fees included.

@@ -123,7 +123,7 @@ CREATE TABLE installments (
     inflation_minor BIGINT NOT NULL,
     late_fee_minor BIGINT NOT NULL DEFAULT 0,
     paid_minor BIGINT NOT NULL DEFAULT 0,
-    status TEXT NOT NULL CHECK (status IN ('scheduled', 'processing', 'paid', 'failed', 'overdue', 'written_off')),
+    status TEXT NOT NULL CHECK (status IN ('scheduled', 'processing', 'paid', 'failed', 'overdue', 'written_off', 'cancelled')),
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at_ms BIGINT,
     -- The automatic collection in flight.

@@ -717,3 +717,58 @@ async fn checkouts_and_clocks_refuse_bad_input_naming_the_field() {
         .unwrap();
     expect_error(response, 400, "INVALID_REQUEST").await;
 }
+
+#[tokio::test]
+async fn a_cancelled_upfront_plan_returns_its_unpaid_principal() {
+    let app = spawn_app().await;
+    let checkout = till_checkout(&app, PAYS, json!({})).await;
+    assert_eq!(checkout["status"], "completed");
+    let plan = plan_of(&app, &checkout).await;
+    let id = plan["id"].as_str().unwrap().to_owned();
+    assert_eq!(zmw_available(&app).await, 100_000);
+
+    let cancelled = json_of(
+        app.post_json(&format!("/v1/plans/{id}/cancel"), &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(
+        statuses(&cancelled),
+        ["cancelled", "cancelled", "cancelled"]
+    );
+    assert_eq!(cancelled["amount_remaining"], 0);
+    // The merchant keeps the deposit and returns the 75,000 financed.
+    assert_eq!(zmw_available(&app).await, 25_000);
+    assert_eq!(platform_balance(&app, AccountKind::Receivable).await, 0);
+    assert_eq!(events(&app, "plan.cancelled").await.len(), 1);
+    expect_error(
+        app.post_json(&format!("/v1/plans/{id}/cancel"), &json!({}))
+            .await,
+        409,
+        "INVALID_STATE",
+    )
+    .await;
+    assert_ledger_clean(&app).await;
+
+    // The check compares the receivable with what open plans owe: a plan
+    // reopened behind the ledger's back is found.
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&app.database_url())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE plans SET status = 'active' WHERE id = $1")
+        .bind(id.clone())
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let report = app.store.check_ledger().await.unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("BNPL receivable")),
+        "{:?}",
+        report.problems
+    );
+}

@@ -121,6 +121,16 @@ async fn unknown_fields_are_refused_by_name() {
     )
     .await;
     assert_eq!(body["error"]["param"], "scopes[1]");
+
+    // A struct is an object: serde would take `[null, null]` for `{}`.
+    for path in ["/v1/test-clocks", "/v1/credit-rules", "/v1/api-keys"] {
+        expect_error(
+            app.post_json(path, &json!([null, null])).await,
+            400,
+            "INVALID_REQUEST",
+        )
+        .await;
+    }
 }
 
 #[tokio::test]

@@ -58,6 +58,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/plans"),
     ("get", "/v1/plans/{id}"),
     ("post", "/v1/plans/{id}/payments"),
+    ("post", "/v1/plans/{id}/cancel"),
     ("get", "/v1/test-clocks"),
     ("post", "/v1/test-clocks"),
     ("get", "/v1/test-clocks/{id}"),
