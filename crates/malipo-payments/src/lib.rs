@@ -31,6 +31,10 @@ pub struct PaymentsConfig {
     pub push_expiry_ms: i64,
     /// How long a worker holds a job before another may take it over.
     pub job_lease_ms: i64,
+    /// The operator's credit rules, over every merchant's own: a platform
+    /// blocklist, one open plan per customer across merchants, and a limit
+    /// on what a customer's open plans finance together.
+    pub platform_credit_rules: bnpl::CreditRules,
 }
 
 impl Default for PaymentsConfig {
@@ -39,6 +43,10 @@ impl Default for PaymentsConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             push_expiry_ms: 90_000,
             job_lease_ms: 30_000,
+            platform_credit_rules: bnpl::CreditRules {
+                active_plan_scope: "none".to_owned(),
+                ..bnpl::CreditRules::default()
+            },
         }
     }
 }

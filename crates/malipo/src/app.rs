@@ -164,6 +164,7 @@ impl Application {
         let rails = Rails::default().with(Arc::new(simulator));
         let payments_config = PaymentsConfig {
             public_url: public_url.trim_end_matches('/').to_owned(),
+            platform_credit_rules: config.platform_credit_rules()?,
             ..PaymentsConfig::default()
         };
         let payments = Payments::new(

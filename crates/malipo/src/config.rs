@@ -58,6 +58,15 @@ pub struct Config {
     pub webhook_allow_local_in_test: bool,
     /// Webhook attempts in flight at once, per node.
     pub webhook_concurrency: usize,
+    /// Buy now, pay later, for every merchant: `platform` allows a customer
+    /// one open plan across all merchants; `merchant` leaves it to each
+    /// merchant's own credit rules.
+    pub bnpl_active_plan_scope: String,
+    /// Numbers no merchant may open plans for (E.164).
+    pub bnpl_blocked_phones: Vec<String>,
+    /// The most a customer's open plans may finance across all merchants,
+    /// per currency code (minor units).
+    pub bnpl_max_financed_per_customer: std::collections::BTreeMap<String, i64>,
 }
 
 impl Default for Config {
@@ -85,6 +94,9 @@ impl Default for Config {
             webhook_rotation_overlap_secs: webhooks.rotation_overlap_ms / 1_000,
             webhook_allow_local_in_test: webhooks.allow_local_in_test,
             webhook_concurrency: webhooks.concurrency,
+            bnpl_active_plan_scope: "merchant".to_owned(),
+            bnpl_blocked_phones: Vec::new(),
+            bnpl_max_financed_per_customer: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -118,9 +130,47 @@ const ENV_KEYS: &[&str] = &[
     "webhook_rotation_overlap_secs",
     "webhook_allow_local_in_test",
     "webhook_concurrency",
+    "bnpl_active_plan_scope",
+    "bnpl_blocked_phones",
+    "bnpl_max_financed_per_customer",
 ];
 
 impl Config {
+    /// The platform's credit rules for every merchant's checkouts, checked.
+    pub fn platform_credit_rules(&self) -> anyhow::Result<malipo_payments::bnpl::CreditRules> {
+        if !matches!(
+            self.bnpl_active_plan_scope.as_str(),
+            "merchant" | "platform"
+        ) {
+            anyhow::bail!("bnpl_active_plan_scope must be `merchant` or `platform`");
+        }
+        let mut blocked = Vec::with_capacity(self.bnpl_blocked_phones.len());
+        for phone in &self.bnpl_blocked_phones {
+            let parsed = malipo_core::Phone::parse(phone)
+                .map_err(|error| anyhow::anyhow!("bnpl_blocked_phones: {phone}: {error}"))?;
+            blocked.push(parsed.to_string());
+        }
+        let mut limits = std::collections::BTreeMap::new();
+        for (code, amount) in &self.bnpl_max_financed_per_customer {
+            let currency = malipo_core::Currency::parse(code)
+                .map_err(|error| anyhow::anyhow!("bnpl_max_financed_per_customer: {error}"))?;
+            if *amount < 0 {
+                anyhow::bail!("bnpl_max_financed_per_customer: {code} must not be negative");
+            }
+            limits.insert(currency.code().to_owned(), *amount);
+        }
+        Ok(malipo_payments::bnpl::CreditRules {
+            active_plan_scope: if self.bnpl_active_plan_scope == "platform" {
+                "platform".to_owned()
+            } else {
+                "none".to_owned()
+            },
+            max_financed_per_plan: std::collections::BTreeMap::new(),
+            max_financed_per_customer: limits,
+            blocked_phones: blocked,
+        })
+    }
+
     pub fn webhooks(&self) -> WebhooksConfig {
         WebhooksConfig {
             timeout_ms: self.webhook_timeout_ms,

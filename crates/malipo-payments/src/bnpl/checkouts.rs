@@ -160,7 +160,8 @@ impl Payments {
         }
     }
 
-    /// Applies the merchant's credit rules; `Some` says why not.
+    /// Applies the operator's credit rules, then the merchant's; `Some`
+    /// says why not.
     async fn credit_decision(
         &self,
         tenant: Tenant,
@@ -168,16 +169,39 @@ impl Payments {
         schedule: &ScheduleOut,
         currency: malipo_core::Currency,
     ) -> Result<Option<(&'static str, String)>, StoreError> {
-        let rules: CreditRules = self
+        let merchant: CreditRules = self
             .store
             .credit_rules(tenant)
             .await?
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
+        let platform = &self.config.platform_credit_rules;
+        for (rules, whose) in [(platform, None), (&merchant, Some(tenant.merchant_id))] {
+            if let Some(decline) = self
+                .rules_decision(rules, whose, tenant, phone, schedule, currency)
+                .await?
+            {
+                return Ok(Some(decline));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One set of rules: the platform's (`whose` is `None`: limits count
+    /// every merchant's plans) or a merchant's.
+    async fn rules_decision(
+        &self,
+        rules: &CreditRules,
+        whose: Option<malipo_core::MerchantId>,
+        tenant: Tenant,
+        phone: &Phone,
+        schedule: &ScheduleOut,
+        currency: malipo_core::Currency,
+    ) -> Result<Option<(&'static str, String)>, StoreError> {
         if rules.blocked_phones.iter().any(|p| p == phone.as_str()) {
             return Ok(Some((
                 decline::CUSTOMER_BLOCKED,
-                "this customer may not open plans with this merchant".to_owned(),
+                "this customer may not open plans".to_owned(),
             )));
         }
         if let Some(max) = rules.max_financed_per_plan.get(currency.code())
@@ -191,9 +215,14 @@ impl Payments {
                 ),
             )));
         }
+        let limit = rules.max_financed_per_customer.get(currency.code());
+        if rules.active_plan_scope == "none" && limit.is_none() {
+            return Ok(None);
+        }
+        // A merchant's `platform` scope counts every merchant's plans too.
         let scope = match rules.active_plan_scope.as_str() {
             "platform" => None,
-            _ => Some(tenant.merchant_id),
+            _ => whose,
         };
         let exposure = self
             .store
@@ -206,7 +235,7 @@ impl Payments {
                     .to_owned(),
             )));
         }
-        if let Some(max) = rules.max_financed_per_customer.get(currency.code())
+        if let Some(max) = limit
             && exposure.financed_minor + schedule.financed > *max
         {
             return Ok(Some((

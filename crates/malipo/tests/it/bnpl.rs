@@ -772,3 +772,28 @@ async fn a_cancelled_upfront_plan_returns_its_unpaid_principal() {
         report.problems
     );
 }
+
+#[tokio::test]
+async fn the_operators_rules_hold_across_merchants() {
+    let app = crate::harness::spawn_app_configured(Arc::new(malipo_core::SystemClock), |config| {
+        config.bnpl_active_plan_scope = "platform".to_owned();
+        config.bnpl_blocked_phones = vec!["+260 97 000 0777".to_owned()];
+    })
+    .await;
+    let first = till_checkout(&app, PAYS, json!({})).await;
+    assert_eq!(first["status"], "completed");
+    // Another merchant of the platform, whose own rules say nothing.
+    let other = app.create_merchant("Other shop").await;
+    let key = app.create_key(other, Mode::Test, &[]).await;
+    let response = app
+        .request(reqwest::Method::POST, "/v1/checkouts", &key)
+        .json(&json!({"amount": 10_000, "currency": "ZMW", "customer": {"phone": PAYS}}))
+        .send()
+        .await
+        .unwrap();
+    let declined = json_of(response, 201).await;
+    assert_eq!(declined["decline_code"], "ACTIVE_PLAN_EXISTS");
+    let blocked = till_checkout(&app, "+260970000777", json!({})).await;
+    assert_eq!(blocked["decline_code"], "CUSTOMER_BLOCKED");
+    assert_ledger_clean(&app).await;
+}
