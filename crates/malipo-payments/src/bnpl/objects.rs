@@ -76,7 +76,13 @@ impl Views {
             customer_phone: checkout.customer_phone.clone(),
             amount: checkout.amount.amount_minor,
             currency: checkout.amount.currency.code().to_owned(),
-            plan_products: serde_json::from_str(&checkout.plan_products).unwrap_or_default(),
+            plan_products: serde_json::from_str::<Vec<super::ProductSnapshot>>(
+                &checkout.plan_products,
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .map(|product| product.id)
+            .collect(),
             plan_product: checkout.plan_product.clone(),
             apply_inflation: checkout.apply_inflation,
             time_zone: checkout.time_zone.clone(),

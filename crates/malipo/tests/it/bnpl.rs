@@ -562,6 +562,7 @@ async fn the_online_checkout_page_is_driven_by_plain_http() {
     .await;
     assert_eq!(created["status"], "open");
     assert_eq!(created["channel"], "online");
+    assert_eq!(created["plan_products"], json!(["pos_standard", product]));
     let url = created["checkout_url"].as_str().unwrap().to_owned();
 
     let shown = page(&url).await;

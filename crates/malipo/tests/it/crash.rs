@@ -66,6 +66,7 @@ impl Rng {
 enum Kind {
     Payment,
     Payout,
+    Checkout,
 }
 
 impl Kind {
@@ -73,6 +74,7 @@ impl Kind {
         match self {
             Kind::Payment => "/v1/payments",
             Kind::Payout => "/v1/payouts",
+            Kind::Checkout => "/v1/checkouts",
         }
     }
 }
@@ -128,6 +130,25 @@ fn next_request(counter: &AtomicU64, task: usize) -> Sent {
                 "amount": 100,
                 "currency": "KES",
                 "destination": {"type": "wallet", "phone": "+254712345678"},
+                "merchant_reference": tag,
+                "metadata": {"request": tag},
+            }),
+            idempotency_key,
+            reference: Some(tag.clone()),
+            tag,
+        };
+    }
+    // Another sends a till checkout every third request: a customer of its
+    // own (one open plan each), whose deposit prompt succeeds.
+    if task % 4 == 1 && n.is_multiple_of(3) {
+        let phone = format!("+2547{:04}{:04}", (n / 9_000) % 10_000, 1_000 + n % 9_000);
+        return Sent {
+            kind: Kind::Checkout,
+            body: json!({
+                "amount": 4_000,
+                "currency": "KES",
+                "customer": {"phone": phone},
+                "expires_in_seconds": 30,
                 "merchant_reference": tag,
                 "metadata": {"request": tag},
             }),
@@ -546,6 +567,51 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
     }
     let settled = last_kill.elapsed();
 
+    // Every checkout ends too: its deposit is final, so its follow-up job
+    // completes it (with its plan) or declines or expires it.
+    let checkouts = loop {
+        let checkouts = list_all(&client, &server.base_url, &key, "/v1/checkouts").await;
+        let open = checkouts
+            .iter()
+            .filter(|c| matches!(c["status"].as_str(), Some("open" | "pending_approval")))
+            .count();
+        if open == 0 {
+            break checkouts;
+        }
+        assert!(
+            last_kill.elapsed() < Duration::from_secs(180),
+            "{open} checkouts still open {:?} after the last kill (seed {seed})",
+            last_kill.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let plans = list_all(&client, &server.base_url, &key, "/v1/plans").await;
+    let completed: HashSet<&str> = checkouts
+        .iter()
+        .filter(|c| c["status"] == "completed")
+        .map(|c| {
+            c["plan"]
+                .as_str()
+                .expect("a completed checkout has its plan")
+        })
+        .collect();
+    let planned: HashSet<&str> = plans.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        (completed.len(), planned.len()),
+        (
+            checkouts
+                .iter()
+                .filter(|c| c["status"] == "completed")
+                .count(),
+            plans.len()
+        ),
+        "one plan per completed checkout"
+    );
+    assert_eq!(
+        completed, planned,
+        "the plans are the completed checkouts' (seed {seed})"
+    );
+
     // A key left in progress by a kill is taken over once its claim's 60 s
     // lease is over, and must answer with the object its request made, if
     // any, never a second one. Only the long form runs long enough for this.
@@ -599,7 +665,11 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
     let mut made_twice: Vec<String> = Vec::new();
     // Nothing is made twice: one object per request (its tag) and per
     // merchant reference, and it is the one acknowledged.
-    for (kind, objects) in [(Kind::Payment, &payments), (Kind::Payout, &payouts)] {
+    for (kind, objects) in [
+        (Kind::Payment, &payments),
+        (Kind::Payout, &payouts),
+        (Kind::Checkout, &checkouts),
+    ] {
         let mut by_tag: HashMap<&str, Vec<&str>> = HashMap::new();
         let mut by_reference: HashMap<&str, Vec<&str>> = HashMap::new();
         for object in objects {
@@ -701,13 +771,11 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
          unclaimed, the same for pending webhook deliveries)"
     );
 
-    let acknowledged_payments = acknowledged
-        .iter()
-        .filter(|a| a.kind == Kind::Payment)
-        .count();
+    let acknowledged_of = |kind| acknowledged.iter().filter(|a| a.kind == kind).count();
+    let acknowledged_payments = acknowledged_of(Kind::Payment);
     println!(
-        "crash test (seed {seed}): {kills} kills in {loop_time:?}, {} payments and {} payouts \
-         ({acknowledged_payments} and {} acknowledged), {lost_total} requests cut off by a kill, \
+        "crash test (seed {seed}): {kills} kills in {loop_time:?}, {} payments, {} payouts and \
+         {} checkouts ({acknowledged_payments}, {} and {} acknowledged; {} plans), {lost_total} requests cut off by a kill, \
          {retried} retried with their key ({replayed} answered with the object, {in_progress} \
          in progress, {committed_unanswered} of which had committed unanswered (found by \
          reference), {resolved} asked again with the key after the claim's lease), restarts {:?} on average and {slowest_restart:?} at most, \
@@ -715,7 +783,10 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
          ({} duplicates), {:?} in all",
         payments.len(),
         payouts.len(),
-        acknowledged.len() - acknowledged_payments,
+        checkouts.len(),
+        acknowledged_of(Kind::Payout),
+        acknowledged_of(Kind::Checkout),
+        plans.len(),
         restarts / kills.max(1) as u32,
         events.len(),
         deliveries - events.len(),
