@@ -114,6 +114,11 @@ fn fingerprint(request: &CreatePayment) -> String {
         request.description,
         request.metadata,
     );
+    sha256_hex(&text)
+}
+
+/// A request's fingerprint: the SHA-256 of its parameters, in hex.
+pub(crate) fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

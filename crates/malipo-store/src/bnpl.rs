@@ -627,6 +627,31 @@ async fn save_installment(
 }
 
 impl Store {
+    /// One row of `table` by id: the tenant's, or (`None`, for workers and
+    /// hosted pages) whoever's.
+    async fn find_row<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        id: &str,
+        tenant: Option<Tenant>,
+        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {columns} FROM {table} WHERE id = "),
+        );
+        sql.bind(id);
+        if let Some(tenant) = tenant {
+            sql.push(" AND merchant_id = ")
+                .bind(tenant.merchant_id.to_string())
+                .push(" AND mode = ")
+                .bind(tenant.mode.as_str());
+        }
+        let row = sql.query().fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     // ------------------------------------------------------------ test clocks
 
     pub async fn create_test_clock(&self, clock: &TestClockRecord) -> Result<(), StoreError> {
@@ -653,13 +678,14 @@ impl Store {
         &self,
         id: TestClockId,
     ) -> Result<Option<TestClockRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CLOCK_COLUMNS} FROM test_clocks WHERE id = $1"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(clock_from_row).transpose()
+        self.find_row(
+            "test_clocks",
+            CLOCK_COLUMNS,
+            &id.to_string(),
+            None,
+            clock_from_row,
+        )
+        .await
     }
 
     pub async fn list_test_clocks(
@@ -933,15 +959,14 @@ impl Store {
         tenant: Tenant,
         id: CheckoutId,
     ) -> Result<Option<CheckoutRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE id = $1 AND merchant_id = $2 AND mode = $3"
-        )))
-        .bind(id.to_string())
-        .bind(tenant.merchant_id.to_string())
-        .bind(tenant.mode.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(checkout_from_row).transpose()
+        self.find_row(
+            "checkouts",
+            CHECKOUT_COLUMNS,
+            &id.to_string(),
+            Some(tenant),
+            checkout_from_row,
+        )
+        .await
     }
 
     /// A checkout by id, whoever it belongs to (for workers and the hosted page).
@@ -949,13 +974,14 @@ impl Store {
         &self,
         id: CheckoutId,
     ) -> Result<Option<CheckoutRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE id = $1"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(checkout_from_row).transpose()
+        self.find_row(
+            "checkouts",
+            CHECKOUT_COLUMNS,
+            &id.to_string(),
+            None,
+            checkout_from_row,
+        )
+        .await
     }
 
     pub async fn list_checkouts(
@@ -964,27 +990,20 @@ impl Store {
         status: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<CheckoutRecord>, StoreError> {
-        let mut sql = Sql::new(
-            self.backend(),
-            &format!("SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE merchant_id = "),
-        );
-        sql.bind(tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(tenant.mode.as_str());
-        if let Some(status) = status {
-            sql.push(" AND status = ").bind(status);
-        }
-        if let Some(after) = &page.starting_after {
-            sql.push(" AND id < ").bind(after.clone());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(page.limit) + 1);
-        let rows = sql.query().fetch_all(&self.pool).await?;
-        let records = rows
-            .iter()
-            .map(checkout_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(records, page.limit))
+        let filter = |sql: &mut Sql| {
+            if let Some(status) = status {
+                sql.push(" AND status = ").bind(status);
+            }
+        };
+        self.tenant_page_where(
+            tenant,
+            "checkouts",
+            CHECKOUT_COLUMNS,
+            page,
+            filter,
+            checkout_from_row,
+        )
+        .await
     }
 
     /// Writes `checkout` if its stored status is one of `from`, with a new
@@ -1107,26 +1126,20 @@ impl Store {
         tenant: Tenant,
         id: PlanId,
     ) -> Result<Option<PlanRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1 AND merchant_id = $2 AND mode = $3"
-        )))
-        .bind(id.to_string())
-        .bind(tenant.merchant_id.to_string())
-        .bind(tenant.mode.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(plan_from_row).transpose()
+        self.find_row(
+            "plans",
+            PLAN_COLUMNS,
+            &id.to_string(),
+            Some(tenant),
+            plan_from_row,
+        )
+        .await
     }
 
     /// A plan by id, whoever it belongs to (for workers).
     pub async fn find_plan_by_id(&self, id: PlanId) -> Result<Option<PlanRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(plan_from_row).transpose()
+        self.find_row("plans", PLAN_COLUMNS, &id.to_string(), None, plan_from_row)
+            .await
     }
 
     pub async fn plan_installments(
@@ -1159,42 +1172,35 @@ impl Store {
         filter: &PlanFilter,
         page: &PageRequest,
     ) -> Result<Page<PlanRecord>, StoreError> {
-        let mut sql = Sql::new(
-            self.backend(),
-            &format!("SELECT {PLAN_COLUMNS} FROM plans WHERE merchant_id = "),
-        );
-        sql.bind(tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(tenant.mode.as_str());
-        if let Some(status) = &filter.status {
-            sql.push(" AND status = ").bind(status.clone());
-        }
-        if let Some(phone) = &filter.customer_phone {
-            sql.push(" AND customer_phone = ").bind(phone.clone());
-        }
-        if let Some((from, to)) = &filter.overdue_since {
-            sql.push(" AND overdue_since >= ")
-                .bind(from.clone())
-                .push(" AND overdue_since <= ")
-                .bind(to.clone());
-        }
-        if filter.current {
-            sql.push(" AND overdue_since IS NULL");
-        }
-        if let Some(clock) = filter.test_clock_id {
-            sql.push(" AND test_clock_id = ").bind(clock.to_string());
-        }
-        if let Some(after) = &page.starting_after {
-            sql.push(" AND id < ").bind(after.clone());
-        }
-        sql.push(" ORDER BY id DESC LIMIT ")
-            .bind(i64::from(page.limit) + 1);
-        let rows = sql.query().fetch_all(&self.pool).await?;
-        let records = rows
-            .iter()
-            .map(plan_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_overfetch(records, page.limit))
+        let conditions = |sql: &mut Sql| {
+            if let Some(status) = &filter.status {
+                sql.push(" AND status = ").bind(status.clone());
+            }
+            if let Some(phone) = &filter.customer_phone {
+                sql.push(" AND customer_phone = ").bind(phone.clone());
+            }
+            if let Some((from, to)) = &filter.overdue_since {
+                sql.push(" AND overdue_since >= ")
+                    .bind(from.clone())
+                    .push(" AND overdue_since <= ")
+                    .bind(to.clone());
+            }
+            if filter.current {
+                sql.push(" AND overdue_since IS NULL");
+            }
+            if let Some(clock) = filter.test_clock_id {
+                sql.push(" AND test_clock_id = ").bind(clock.to_string());
+            }
+        };
+        self.tenant_page_where(
+            tenant,
+            "plans",
+            PLAN_COLUMNS,
+            page,
+            conditions,
+            plan_from_row,
+        )
+        .await
     }
 
     /// Changes a plan: reads it and its installments and payments under a

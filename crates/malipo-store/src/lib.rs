@@ -109,6 +109,21 @@ impl Store {
         page: &PageRequest,
         from_row: impl Fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Page<T>, StoreError> {
+        self.tenant_page_where(tenant, table, columns, page, |_| {}, from_row)
+            .await
+    }
+
+    /// [`Store::tenant_page`] with more conditions, which `filter` appends
+    /// (each starting ` AND `).
+    pub(crate) async fn tenant_page_where<T>(
+        &self,
+        tenant: Tenant,
+        table: &str,
+        columns: &str,
+        page: &PageRequest,
+        filter: impl FnOnce(&mut sql::Sql),
+        from_row: impl Fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Page<T>, StoreError> {
         let mut sql = sql::Sql::new(
             self.backend(),
             &format!("SELECT {columns} FROM {table} WHERE merchant_id = "),
@@ -116,6 +131,7 @@ impl Store {
         sql.bind(tenant.merchant_id.to_string())
             .push(" AND mode = ")
             .bind(tenant.mode.as_str());
+        filter(&mut sql);
         if let Some(after) = &page.starting_after {
             sql.push(" AND id < ").bind(after.clone());
         }

@@ -52,10 +52,11 @@ pub async fn run(database_url: Option<String>, command: BenchCommand) -> anyhow:
     }
 }
 
-async fn ledger(database_url: Option<String>, args: LedgerBenchArgs) -> anyhow::Result<()> {
-    if args.transfers == 0 || args.batch == 0 || args.accounts == 0 || args.concurrency == 0 {
-        bail!("--transfers, --batch, --accounts and --concurrency must be at least 1");
-    }
+/// The database to bench on: the one given, or a scratch SQLite file in a
+/// directory of its own (removed by the bench when done).
+pub(crate) fn database_url_or_scratch(
+    database_url: Option<String>,
+) -> anyhow::Result<(String, std::path::PathBuf)> {
     let scratch = std::env::temp_dir().join(format!("malipo-bench-{}", std::process::id()));
     let url = match database_url {
         Some(url) => url,
@@ -64,6 +65,14 @@ async fn ledger(database_url: Option<String>, args: LedgerBenchArgs) -> anyhow::
             format!("sqlite:{}", scratch.join("bench.db").display())
         }
     };
+    Ok((url, scratch))
+}
+
+async fn ledger(database_url: Option<String>, args: LedgerBenchArgs) -> anyhow::Result<()> {
+    if args.transfers == 0 || args.batch == 0 || args.accounts == 0 || args.concurrency == 0 {
+        bail!("--transfers, --batch, --accounts and --concurrency must be at least 1");
+    }
+    let (url, scratch) = crate::bench::database_url_or_scratch(database_url)?;
     let store = Store::connect(&url, &ConnectOptions::default())
         .await
         .context("connect")?;

@@ -78,14 +78,7 @@ pub async fn run(database_url: Option<String>, args: PlansBenchArgs) -> anyhow::
     if args.plans > 9_000_000 {
         bail!("--plans may be at most 9,000,000 (one customer number each)");
     }
-    let scratch = std::env::temp_dir().join(format!("malipo-bench-{}", std::process::id()));
-    let url = match database_url {
-        Some(url) => url,
-        None => {
-            std::fs::create_dir_all(&scratch)?;
-            format!("sqlite:{}", scratch.join("bench.db").display())
-        }
-    };
+    let (url, scratch) = crate::bench::database_url_or_scratch(database_url)?;
     let config = Config {
         listen: "127.0.0.1:0".to_owned(),
         database_url: url,

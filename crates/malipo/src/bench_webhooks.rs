@@ -43,14 +43,7 @@ pub async fn run(database_url: Option<String>, args: WebhookBenchArgs) -> anyhow
     if args.events == 0 || args.rate == 0 || args.batch == 0 || args.concurrency == 0 {
         bail!("--events, --rate, --batch and --concurrency must be at least 1");
     }
-    let scratch = std::env::temp_dir().join(format!("malipo-bench-{}", std::process::id()));
-    let url = match database_url {
-        Some(url) => url,
-        None => {
-            std::fs::create_dir_all(&scratch)?;
-            format!("sqlite:{}", scratch.join("bench.db").display())
-        }
-    };
+    let (url, scratch) = crate::bench::database_url_or_scratch(database_url)?;
     let store = Store::connect(&url, &ConnectOptions::default())
         .await
         .context("connect")?;

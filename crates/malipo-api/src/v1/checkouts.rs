@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use malipo_core::{CheckoutId, Money, Phone, Scope, ScopeFamily, TestClockId};
+use malipo_core::{CheckoutId, Money, Scope, ScopeFamily, TestClockId};
 use malipo_payments::bnpl::objects::CheckoutOut;
 use malipo_payments::bnpl::{CheckoutError, CreateCheckout, CreditRules};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::pagination::{List, ListParams};
 use crate::v1::fees::parse_currency;
-use crate::v1::payments::{check_text, parse_metadata, parse_url};
+use crate::v1::payments::{check_text, parse_metadata, parse_phone, parse_url};
 use crate::v1::plans::{
     FrequencyName, POS_STANDARD, Product, TermsIn, find_product, parse_time_zone,
 };
@@ -142,14 +142,7 @@ impl CheckoutIn {
         }
         let phone = self
             .customer
-            .map(|customer| {
-                Phone::parse(&customer.phone).map_err(|error| {
-                    ApiError::invalid(
-                        "customer.phone",
-                        format!("Invalid `customer.phone`: {error}."),
-                    )
-                })
-            })
+            .map(|customer| parse_phone("customer.phone", &customer.phone))
             .transpose()?;
         if let Some(phone) = &phone
             && phone.country.currency != currency
@@ -611,12 +604,7 @@ pub async fn update_credit_rules(
         }
         let mut parsed = Vec::with_capacity(phones.len());
         for phone in phones {
-            let phone = Phone::parse(&phone).map_err(|error| {
-                ApiError::invalid(
-                    "blocked_phones",
-                    format!("Invalid `blocked_phones`: {error}."),
-                )
-            })?;
+            let phone = parse_phone("blocked_phones", &phone)?;
             parsed.push(phone.to_string());
         }
         parsed.sort();

@@ -3,14 +3,13 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use malipo_core::{PaymentId, Phone, PlanId, Scope, ScopeFamily, TestClockId};
+use axum::response::Response;
+use malipo_core::{PlanId, Scope, ScopeFamily, TestClockId};
 use malipo_payments::bnpl::PlanPaymentError;
 use malipo_payments::bnpl::objects::{PlanOut, plan_out};
 use malipo_payments::objects::PaymentOut;
 use malipo_plans::DelinquencyBucket;
-use malipo_store::{CreatePaymentOutcome, PlanFilter, PlanState};
+use malipo_store::{PlanFilter, PlanState};
 use serde::Deserialize;
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -21,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::pagination::{List, ListParams};
-use crate::v1::payments::payment_out;
+use crate::v1::payments::{created_payment_response, parse_phone};
 
 impl From<PlanPaymentError> for ApiError {
     fn from(error: PlanPaymentError) -> Self {
@@ -161,16 +160,7 @@ pub async fn list_plans(
     .page_request(PlanId::parse)?;
     let customer_phone = params
         .customer_phone
-        .map(|phone| {
-            Phone::parse(&phone)
-                .map(|phone| phone.to_string())
-                .map_err(|error| {
-                    ApiError::invalid(
-                        "customer_phone",
-                        format!("Invalid `customer_phone`: {error}."),
-                    )
-                })
-        })
+        .map(|phone| parse_phone("customer_phone", &phone).map(|phone| phone.to_string()))
         .transpose()?;
     let test_clock = params
         .test_clock
@@ -305,14 +295,7 @@ pub async fn create_plan_payment(
     }
     let phone = input
         .customer
-        .map(|customer| {
-            Phone::parse(&customer.phone).map_err(|error| {
-                ApiError::invalid(
-                    "customer.phone",
-                    format!("Invalid `customer.phone`: {error}."),
-                )
-            })
-        })
+        .map(|customer| parse_phone("customer.phone", &customer.phone))
         .transpose()?;
     let outcome = state
         .payments
@@ -324,26 +307,7 @@ pub async fn create_plan_payment(
             crate::idempotency::request_key(&headers),
         )
         .await?;
-    Ok(match outcome {
-        CreatePaymentOutcome::Created(payment) => {
-            (StatusCode::CREATED, Json(payment_out(&state, payment))).into_response()
-        }
-        CreatePaymentOutcome::Existing(payment) => {
-            (StatusCode::OK, Json(payment_out(&state, payment))).into_response()
-        }
-        CreatePaymentOutcome::ReferenceConflict(payment) => {
-            if let Some(error) =
-                crate::idempotency::reused_key(payment.idempotency_key.as_deref(), &headers)
-            {
-                return Err(error);
-            }
-            let id: PaymentId = payment.id;
-            return Err(ApiError::new(
-                ErrorCode::DuplicateReference,
-                format!("A payment {id} conflicts with this one."),
-            ));
-        }
-    })
+    created_payment_response(&state, outcome, &headers)
 }
 
 /// Cancel a plan (goods returned, a sale undone): nothing more is

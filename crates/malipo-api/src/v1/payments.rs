@@ -161,6 +161,12 @@ fn parse_redirect_url(url: Option<String>) -> Result<Option<String>, ApiError> {
     parse_url("redirect_url", url)
 }
 
+/// A phone number in a request, or a 400 naming `param`.
+pub(crate) fn parse_phone(param: &str, text: &str) -> Result<Phone, ApiError> {
+    Phone::parse(text)
+        .map_err(|error| ApiError::invalid(param, format!("Invalid `{param}`: {error}.")))
+}
+
 /// An http(s) URL a customer is sent to, checked for plausibility.
 pub(crate) fn parse_url(param: &str, url: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(url) = url else { return Ok(None) };
@@ -189,14 +195,7 @@ impl PaymentIn {
         }
         let phone = self
             .customer
-            .map(|customer| {
-                Phone::parse(&customer.phone).map_err(|error| {
-                    ApiError::invalid(
-                        "customer.phone",
-                        format!("Invalid `customer.phone`: {error}."),
-                    )
-                })
-            })
+            .map(|customer| parse_phone("customer.phone", &customer.phone))
             .transpose()?;
         if let Some(phone) = &phone
             && phone.country.currency != currency
@@ -280,16 +279,27 @@ pub async fn create_payment(
         .payments
         .create_payment(caller.tenant, request, hosted)
         .await?;
+    created_payment_response(&state, outcome, &headers)
+}
+
+/// The answer to a payment create: 201 with the new payment, 200 with the
+/// one its reference (or key) already made, or why the reference or key
+/// cannot be used again.
+pub(crate) fn created_payment_response(
+    state: &AppState,
+    outcome: CreatePaymentOutcome,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     Ok(match outcome {
         CreatePaymentOutcome::Created(payment) => {
-            (StatusCode::CREATED, Json(payment_out(&state, payment))).into_response()
+            (StatusCode::CREATED, Json(payment_out(state, payment))).into_response()
         }
         CreatePaymentOutcome::Existing(payment) => {
-            (StatusCode::OK, Json(payment_out(&state, payment))).into_response()
+            (StatusCode::OK, Json(payment_out(state, payment))).into_response()
         }
         CreatePaymentOutcome::ReferenceConflict(payment) => {
             if let Some(error) =
-                crate::idempotency::reused_key(payment.idempotency_key.as_deref(), &headers)
+                crate::idempotency::reused_key(payment.idempotency_key.as_deref(), headers)
             {
                 return Err(error);
             }

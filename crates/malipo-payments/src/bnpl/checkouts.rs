@@ -10,14 +10,13 @@ use malipo_store::{
     CheckoutRecord, CreateCheckoutOutcome, CreatePaymentOutcome, FeeContext, InstallmentRecord,
     NewJob, PaymentRecord, PlanEffects, PlanRecord, PlanState, PlanWriteError, StoreError, Tenant,
 };
-use sha2::{Digest, Sha256};
 
 use super::objects::{ScheduleOut, plan_event};
 use super::plans::zone_of;
 use super::rules::{self, parse_date};
 use super::{CHECKOUT_EXPIRE_JOB, COLLECTION_HOUR, CreditRules, ProductSnapshot, Purpose, decline};
 use crate::Payments;
-use crate::collections::{CreatePayment, FeeMode, PaymentError};
+use crate::collections::{CreatePayment, FeeMode, PaymentError, sha256_hex};
 
 /// How long a till checkout waits for the customer's approval (Tupane: 90 s).
 pub const TILL_EXPIRY_MS: i64 = 90_000;
@@ -101,10 +100,7 @@ fn fingerprint(request: &CreateCheckout) -> String {
         request.metadata,
         request.items,
     );
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(&text)
 }
 
 /// The schedule of `product` for a checkout's price, from `start`.
@@ -380,11 +376,7 @@ impl Payments {
         id: CheckoutId,
         choice: CheckoutChoice,
     ) -> Result<CheckoutRecord, CheckoutError> {
-        let mut checkout = self
-            .store
-            .find_checkout_by_id(id)
-            .await?
-            .ok_or(CheckoutError::NotFound)?;
+        let mut checkout = self.load_checkout(id).await?;
         let now = self.clock.now();
         if checkout.status != "open" || now > checkout.expires_at {
             return Err(CheckoutError::WrongState(checkout.status));
@@ -456,11 +448,7 @@ impl Payments {
         &self,
         id: CheckoutId,
     ) -> Result<CheckoutRecord, CheckoutError> {
-        let mut checkout = self
-            .store
-            .find_checkout_by_id(id)
-            .await?
-            .ok_or(CheckoutError::NotFound)?;
+        let mut checkout = self.load_checkout(id).await?;
         let now = self.clock.now();
         checkout.status = "declined".to_owned();
         checkout.decline_code = Some(decline::CANCELLED_BY_CUSTOMER.to_owned());
@@ -481,13 +469,15 @@ impl Payments {
         }
     }
 
-    async fn checkout_status(&self, id: CheckoutId) -> Result<String, CheckoutError> {
-        Ok(self
-            .store
+    async fn load_checkout(&self, id: CheckoutId) -> Result<CheckoutRecord, CheckoutError> {
+        self.store
             .find_checkout_by_id(id)
             .await?
-            .ok_or(CheckoutError::NotFound)?
-            .status)
+            .ok_or(CheckoutError::NotFound)
+    }
+
+    async fn checkout_status(&self, id: CheckoutId) -> Result<String, CheckoutError> {
+        Ok(self.load_checkout(id).await?.status)
     }
 
     /// Pushes the deposit prompt (or, with no deposit, completes at once).
@@ -560,11 +550,7 @@ impl Payments {
         {
             Some(saved) => Ok(saved),
             // The deposit ended already (a fast rail): show what it became.
-            None => self
-                .store
-                .find_checkout_by_id(checkout.id)
-                .await?
-                .ok_or(CheckoutError::NotFound),
+            None => self.load_checkout(checkout.id).await,
         }
     }
 
@@ -574,11 +560,7 @@ impl Payments {
         code: &str,
         message: &str,
     ) -> Result<CheckoutRecord, CheckoutError> {
-        let mut checkout = self
-            .store
-            .find_checkout_by_id(id)
-            .await?
-            .ok_or(CheckoutError::NotFound)?;
+        let mut checkout = self.load_checkout(id).await?;
         let now = self.clock.now();
         checkout.status = if code == "expired" {
             "expired"
@@ -599,10 +581,7 @@ impl Payments {
         self.store
             .save_checkout(&checkout, &["open", "pending_approval"], None, &effects)
             .await?;
-        self.store
-            .find_checkout_by_id(id)
-            .await?
-            .ok_or(CheckoutError::NotFound)
+        self.load_checkout(id).await
     }
 
     /// The deposit payment ended: complete, decline or expire the checkout.
@@ -657,11 +636,7 @@ impl Payments {
         id: CheckoutId,
         deposit: Option<&PaymentRecord>,
     ) -> Result<CheckoutRecord, CheckoutError> {
-        let mut checkout = self
-            .store
-            .find_checkout_by_id(id)
-            .await?
-            .ok_or(CheckoutError::NotFound)?;
+        let mut checkout = self.load_checkout(id).await?;
         if checkout.status != "pending_approval" {
             if let Some(payment) = deposit {
                 tracing::error!(checkout_id = %id, payment_id = %payment.id, status = %checkout.status,
@@ -810,11 +785,7 @@ impl Payments {
                 tracing::info!(checkout_id = %id, plan_id = %plan_id, "checkout completed");
                 Ok(saved)
             }
-            None => self
-                .store
-                .find_checkout_by_id(id)
-                .await?
-                .ok_or(CheckoutError::NotFound),
+            None => self.load_checkout(id).await,
         }
     }
 

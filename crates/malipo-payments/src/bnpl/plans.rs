@@ -64,7 +64,39 @@ fn parse_attempt_reference(reference: &str) -> Option<(i64, i64)> {
     Some((number, attempt))
 }
 
+/// What applying a plan's rules needs besides its rows: the plan as last
+/// read, its product, its time zone and time, and the ledger accounts.
+pub(crate) struct PlanContext {
+    pub plan: PlanRecord,
+    pub product: ProductSnapshot,
+    pub zone: TimeZone,
+    pub now: Timestamp,
+    pub accounts: PlanAccounts,
+}
+
 impl Payments {
+    /// A plan's context, or `None` if there is no such plan (or its stored
+    /// product no longer parses, which is logged).
+    pub(crate) async fn plan_context(&self, id: PlanId) -> Result<Option<PlanContext>, StoreError> {
+        let Some(plan) = self.store.find_plan_by_id(id).await? else {
+            return Ok(None);
+        };
+        let Some(product) = product_of(&plan) else {
+            tracing::error!(plan = %id, "stored plan product does not parse");
+            return Ok(None);
+        };
+        let zone = zone_of(&plan.time_zone);
+        let now = self.plan_now(&plan).await?;
+        let accounts = self.plan_accounts(plan.mode, plan.currency).await?;
+        Ok(Some(PlanContext {
+            plan,
+            product,
+            zone,
+            now,
+            accounts,
+        }))
+    }
+
     /// Now, as a plan sees it: its test clock's time if it has one.
     pub(crate) async fn plan_now(&self, plan: &PlanRecord) -> Result<Timestamp, StoreError> {
         match plan.test_clock_id {
@@ -233,19 +265,19 @@ impl Payments {
         id: PlanId,
         expected: Option<Timestamp>,
     ) -> Result<(), PlanWriteError> {
-        let Some(plan) = self.store.find_plan_by_id(id).await? else {
+        let Some(PlanContext {
+            plan,
+            product,
+            zone,
+            now,
+            accounts,
+        }) = self.plan_context(id).await?
+        else {
             return Ok(());
         };
         if expected.is_some_and(|at| plan.next_tick_at != Some(at)) {
             return Ok(());
         }
-        let Some(product) = product_of(&plan) else {
-            tracing::error!(plan = %id, "stored plan product does not parse");
-            return Ok(());
-        };
-        let zone = zone_of(&plan.time_zone);
-        let now = self.plan_now(&plan).await?;
-        let accounts = self.plan_accounts(plan.mode, plan.currency).await?;
         let changed = self
             .store
             .update_plan(id, |state| {
@@ -344,15 +376,16 @@ impl Payments {
         attempt: i64,
         code: &str,
     ) -> Result<(), PlanWriteError> {
-        let Some(plan) = self.store.find_plan_by_id(id).await? else {
+        let Some(PlanContext {
+            product,
+            zone,
+            now,
+            accounts,
+            ..
+        }) = self.plan_context(id).await?
+        else {
             return Ok(());
         };
-        let Some(product) = product_of(&plan) else {
-            return Ok(());
-        };
-        let zone = zone_of(&plan.time_zone);
-        let now = self.plan_now(&plan).await?;
-        let accounts = self.plan_accounts(plan.mode, plan.currency).await?;
         self.store
             .update_plan(id, |state| {
                 let before = state.plan.next_tick_at;
@@ -400,15 +433,16 @@ impl Payments {
                 None => Ok(()),
             };
         }
-        let Some(plan) = self.store.find_plan_by_id(id).await? else {
+        let Some(PlanContext {
+            plan,
+            product,
+            zone,
+            now,
+            accounts,
+        }) = self.plan_context(id).await?
+        else {
             return Ok(());
         };
-        let Some(product) = product_of(&plan) else {
-            return Ok(());
-        };
-        let zone = zone_of(&plan.time_zone);
-        let now = self.plan_now(&plan).await?;
-        let accounts = self.plan_accounts(plan.mode, plan.currency).await?;
         let currency = plan.currency;
         self.store
             .update_plan(id, |state| {
