@@ -364,11 +364,13 @@ pub struct InstallmentRecord {
     pub inflation_minor: i64,
     pub late_fee_minor: i64,
     pub paid_minor: i64,
-    /// `scheduled`, `processing`, `paid`, `failed`, `overdue`, `written_off`.
+    /// `scheduled`, `processing`, `paid`, `failed`, `overdue`,
+    /// `written_off`, `cancelled`.
     pub status: String,
+    /// Automatic collection attempts; attempt `n` of installment `k` is the
+    /// payment with merchant reference `plan_…:k:n`.
     pub attempts: i64,
     pub next_attempt_at: Option<Timestamp>,
-    pub payment_id: Option<PaymentId>,
     pub failure_code: Option<String>,
     /// When it went past its grace days unpaid.
     pub overdue_at: Option<Timestamp>,
@@ -384,7 +386,7 @@ impl InstallmentRecord {
 
 const INSTALLMENT_COLUMNS: &str = "plan_id, number, due_date, due_at_ms, amount_minor, principal_minor, \
      interest_minor, fee_minor, inflation_minor, late_fee_minor, paid_minor, status, attempts, \
-     next_attempt_at_ms, payment_id, failure_code, overdue_at_ms, paid_at_ms";
+     next_attempt_at_ms, failure_code, overdue_at_ms, paid_at_ms";
 
 fn installment_values(i: &InstallmentRecord) -> Vec<Value> {
     vec![
@@ -402,7 +404,6 @@ fn installment_values(i: &InstallmentRecord) -> Vec<Value> {
         Value::from(i.status.clone()),
         Value::from(i.attempts),
         Value::from(i.next_attempt_at.map(Timestamp::unix_ms)),
-        Value::from(i.payment_id.map(|id| id.to_string())),
         Value::from(i.failure_code.clone()),
         Value::from(i.overdue_at.map(Timestamp::unix_ms)),
         Value::from(i.paid_at.map(Timestamp::unix_ms)),
@@ -412,7 +413,6 @@ fn installment_values(i: &InstallmentRecord) -> Vec<Value> {
 fn installment_from_row(row: &AnyRow) -> Result<InstallmentRecord, StoreError> {
     const T: &str = "installments";
     let plan: String = row.try_get("plan_id")?;
-    let payment: Option<String> = row.try_get("payment_id")?;
     Ok(InstallmentRecord {
         plan_id: PlanId::parse(&plan).map_err(|e| bad(T, "plan_id", e))?,
         number: row.try_get("number")?,
@@ -428,9 +428,6 @@ fn installment_from_row(row: &AnyRow) -> Result<InstallmentRecord, StoreError> {
         status: row.try_get("status")?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: opt_ms(row, "next_attempt_at_ms")?,
-        payment_id: payment
-            .map(|id| PaymentId::parse(&id).map_err(|e| bad(T, "payment_id", e)))
-            .transpose()?,
         failure_code: row.try_get("failure_code")?,
         overdue_at: opt_ms(row, "overdue_at_ms")?,
         paid_at: opt_ms(row, "paid_at_ms")?,
@@ -610,8 +607,6 @@ async fn save_installment(
         .bind(installment.attempts)
         .push(", next_attempt_at_ms = ")
         .bind(installment.next_attempt_at.map(Timestamp::unix_ms))
-        .push(", payment_id = ")
-        .bind(installment.payment_id.map(|id| id.to_string()))
         .push(", failure_code = ")
         .bind(installment.failure_code.clone())
         .push(", overdue_at_ms = ")

@@ -702,7 +702,6 @@ impl Payments {
                     status: if i.amount == 0 { "paid" } else { "scheduled" }.to_owned(),
                     attempts: 0,
                     next_attempt_at: None,
-                    payment_id: None,
                     failure_code: None,
                     overdue_at: None,
                     paid_at: None,

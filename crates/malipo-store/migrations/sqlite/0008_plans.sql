@@ -126,8 +126,6 @@ CREATE TABLE installments (
     status TEXT NOT NULL CHECK (status IN ('scheduled', 'processing', 'paid', 'failed', 'overdue', 'written_off', 'cancelled')),
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at_ms BIGINT,
-    -- The automatic collection in flight.
-    payment_id TEXT,
     failure_code TEXT,
     -- When it went past its grace days unpaid (it stays late once it was).
     overdue_at_ms BIGINT,

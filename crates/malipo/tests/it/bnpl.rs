@@ -371,43 +371,63 @@ async fn paying_the_remaining_balance_early_completes_a_layaway_plan() {
         201,
     )
     .await;
-    let checkout = till_checkout(&app, PAYS, json!({"plan_product": product["id"]})).await;
+    let clock = new_clock(&app).await;
+    let checkout = till_checkout(
+        &app,
+        PAYS,
+        json!({"plan_product": product["id"], "test_clock": clock}),
+    )
+    .await;
     assert_eq!(checkout["status"], "completed", "{checkout}");
     let plan = plan_of(&app, &checkout).await;
     assert_eq!(plan["funding"], "as_collected");
     // Layaway: the merchant has only the deposit so far.
     assert_eq!(zmw_available(&app).await, 50_000);
 
+    // The first installment (15 January) is collected on time.
+    advance(&app, &clock, "2026-01-16T00:00:00Z").await;
+    let plan = plan_of(&app, &checkout).await;
+    assert_eq!(
+        statuses(&plan),
+        ["paid", "scheduled", "scheduled", "scheduled"]
+    );
+    assert_eq!(zmw_available(&app).await, 62_500);
+
     let id = plan["id"].as_str().unwrap();
     expect_error(
         app.post_json(
             &format!("/v1/plans/{id}/payments"),
-            &json!({"amount": 50_001}),
+            &json!({"amount": 37_501}),
         )
         .await,
         400,
         "INVALID_REQUEST",
     )
     .await;
+    // Everything still owed, at once.
     let payment = json_of(
         app.post_json(&format!("/v1/plans/{id}/payments"), &json!({}))
             .await,
         201,
     )
     .await;
-    assert_eq!(payment["amount"], 50_000);
+    assert_eq!(payment["amount"], 37_500);
     let plan = wait_until(&app, &format!("/v1/plans/{id}"), |p| {
         p["status"] == "completed"
     })
     .await;
     assert_eq!(statuses(&plan), ["paid", "paid", "paid", "paid"]);
     assert_eq!(
-        plan["payments"][0]["allocation"],
-        json!([[1, 12500], [2, 12500], [3, 12500], [4, 12500]])
+        plan["payments"][1]["allocation"],
+        json!([[2, 12500], [3, 12500], [4, 12500]])
     );
+    // Goods are released: the merchant has been paid in full.
     assert_eq!(zmw_available(&app).await, 100_000);
-    let done = events(&app, "plan.completed").await;
-    assert_eq!(done.len(), 1);
+    assert_eq!(events(&app, "plan.completed").await.len(), 1);
+    // Nothing is left to collect when the clock moves on.
+    advance(&app, &clock, "2026-03-01T00:00:00Z").await;
+    let plan = plan_of(&app, &checkout).await;
+    assert_eq!(plan["payments"].as_array().unwrap().len(), 2);
     assert_ledger_clean(&app).await;
 }
 
