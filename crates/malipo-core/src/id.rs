@@ -216,6 +216,10 @@ prefixed_id!(
     /// A sandbox clock that plans attached to it follow instead of real time.
     TestClockId, "clock"
 );
+prefixed_id!(
+    /// A settlement entity: who a merchant's collections are paid out to.
+    EntityId, "ent"
+);
 
 #[cfg(test)]
 mod tests {

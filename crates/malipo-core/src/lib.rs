@@ -24,9 +24,10 @@ pub use direction::Direction;
 pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
-    AccountId, ApiKeyId, AuditEventId, CheckoutId, EventId, FeeScheduleId, FxRateId, IdParseError,
-    InboundId, JobId, MerchantId, PaymentId, PayoutId, PlanId, PlanProductId, RefundId, RequestId,
-    TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
+    AccountId, ApiKeyId, AuditEventId, CheckoutId, EntityId, EventId, FeeScheduleId, FxRateId,
+    IdParseError, InboundId, JobId, MerchantId, PaymentId, PayoutId, PlanId, PlanProductId,
+    RefundId, RequestId, TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId,
+    WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -14,6 +14,7 @@ mod batcher;
 mod bnpl;
 mod check;
 mod connect;
+mod entities;
 mod error;
 mod events;
 mod fees;
@@ -40,6 +41,7 @@ pub use bnpl::{
 };
 pub use check::LedgerReport;
 pub use connect::{Backend, ConnectOptions, Store};
+pub use entities::{EntityRecord, SettlementMethod};
 pub use error::StoreError;
 pub use events::{EventFilter, EventRecord, NewEvent, ObjectViews, TenantEvents};
 pub use fees::{FeeContext, FeeLevel, FeeScheduleRecord, FeeTarget};

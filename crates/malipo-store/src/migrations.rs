@@ -62,6 +62,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_plans.sql"),
         postgres: include_str!("../migrations/postgres/0008_plans.sql"),
     },
+    Migration {
+        version: 9,
+        name: "0009_entities",
+        sqlite: include_str!("../migrations/sqlite/0009_entities.sql"),
+        postgres: include_str!("../migrations/postgres/0009_entities.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -56,6 +56,9 @@ enum Command {
     /// Manage merchants (the tenants whose data every query is scoped by).
     #[command(subcommand)]
     Merchants(MerchantsCommand),
+    /// Settlement entities: the operator's KYC decision (audited).
+    #[command(subcommand)]
+    Entities(EntitiesCommand),
     /// Manage API keys. A key's secret is shown once, at creation.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -95,6 +98,26 @@ enum MerchantsCommand {
     ApprovePayouts {
         /// The merchant, `mer_…`.
         merchant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EntitiesCommand {
+    /// Approve an entity's KYC: live references and settlements may use it.
+    Approve {
+        /// The entity, `ent_…`.
+        entity: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject an entity's KYC: nothing live is referenced or settled for it.
+    Reject {
+        /// The entity, `ent_…`.
+        entity: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -191,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Merchants(command) => merchants(&config, clock.as_ref(), command).await,
+        Command::Entities(command) => entities(&config, clock.as_ref(), command).await,
         Command::Keys(command) => keys(&config, clock.as_ref(), command).await,
         Command::Ledger(command) => {
             with_store(&config, async |store| {
@@ -316,6 +340,29 @@ async fn merchants(
         }
     }
     store.close().await;
+    Ok(())
+}
+
+async fn entities(
+    config: &Config,
+    clock: &dyn Clock,
+    command: EntitiesCommand,
+) -> anyhow::Result<()> {
+    let (entity, status, reason) = match command {
+        EntitiesCommand::Approve { entity, reason } => (entity, "approved", reason),
+        EntitiesCommand::Reject { entity, reason } => (entity, "rejected", Some(reason)),
+    };
+    let id = malipo_core::EntityId::parse(&entity)
+        .with_context(|| format!("`{entity}` is not an entity id (ent_…)"))?;
+    let store = app::connect_store(config).await?;
+    let result = store
+        .set_entity_kyc(id, status, reason.as_deref(), "cli", clock.now())
+        .await;
+    store.close().await;
+    match result? {
+        Some(entity) => println!("{}: KYC {status} ({})", entity.id, entity.name),
+        None => bail!("no entity {id}"),
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod audit_events;
 pub mod balances;
 pub mod checkouts;
+pub mod entities;
 pub mod events;
 pub mod fees;
 pub mod fx_rates;

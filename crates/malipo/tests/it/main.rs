@@ -6,6 +6,7 @@ mod binary;
 mod bnpl;
 mod conventions;
 mod crash;
+mod entities;
 mod harness;
 mod hosted;
 mod idempotency;

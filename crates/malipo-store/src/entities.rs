@@ -1,0 +1,311 @@
+//! Settlement entities: who a merchant's collections are paid out to, how,
+//! on what schedule, and whether the operator approved them (KYC, kept in
+//! the audit log).
+
+use malipo_core::{Currency, EntityId, Timestamp};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::sql::{Sql, Value};
+use crate::{NewAuditEvent, Page, PageRequest, Store, StoreError, Tenant};
+
+/// Where an entity's money goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettlementMethod {
+    MobileMoney {
+        phone: String,
+        rail: Option<String>,
+    },
+    Bank {
+        bank_name: String,
+        account_number: String,
+        account_name: String,
+        branch: Option<String>,
+        swift: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityRecord {
+    pub id: EntityId,
+    pub tenant: Tenant,
+    pub name: String,
+    pub currency: Currency,
+    pub method: SettlementMethod,
+    /// `daily`, `weekly`, `monthly` or `manual`.
+    pub payout_schedule: String,
+    pub payout_min_minor: i64,
+    pub reserve_bps: i64,
+    pub reserve_days: i64,
+    /// `pending`, `approved` or `rejected`.
+    pub kyc_status: String,
+    pub kyc_reason: Option<String>,
+    /// A JSON object.
+    pub metadata: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const COLUMNS: &str = "id, merchant_id, mode, name, currency, settlement_method, phone, rail, bank_name, \
+     account_number, account_name, branch, swift, payout_schedule, payout_min_minor, reserve_bps, \
+     reserve_days, kyc_status, kyc_reason, metadata, created_at_ms, updated_at_ms";
+
+fn values(entity: &EntityRecord) -> Vec<Value> {
+    let none = || Value::from(None::<String>);
+    let (method, method_values) = match &entity.method {
+        SettlementMethod::MobileMoney { phone, rail } => (
+            "mobile_money",
+            [
+                Value::from(phone.clone()),
+                Value::from(rail.clone()),
+                none(),
+                none(),
+                none(),
+                none(),
+                none(),
+            ],
+        ),
+        SettlementMethod::Bank {
+            bank_name,
+            account_number,
+            account_name,
+            branch,
+            swift,
+        } => (
+            "bank",
+            [
+                none(),
+                none(),
+                Value::from(bank_name.clone()),
+                Value::from(account_number.clone()),
+                Value::from(account_name.clone()),
+                Value::from(branch.clone()),
+                Value::from(swift.clone()),
+            ],
+        ),
+    };
+    let mut row = vec![
+        Value::from(entity.id.to_string()),
+        Value::from(entity.tenant.merchant_id.to_string()),
+        Value::from(entity.tenant.mode.as_str()),
+        Value::from(entity.name.clone()),
+        Value::from(entity.currency.code()),
+        Value::from(method),
+    ];
+    row.extend(method_values);
+    row.extend([
+        Value::from(entity.payout_schedule.clone()),
+        Value::from(entity.payout_min_minor),
+        Value::from(entity.reserve_bps),
+        Value::from(entity.reserve_days),
+        Value::from(entity.kyc_status.clone()),
+        Value::from(entity.kyc_reason.clone()),
+        Value::from(entity.metadata.clone()),
+        Value::from(entity.created_at.unix_ms()),
+        Value::from(entity.updated_at.unix_ms()),
+    ]);
+    row
+}
+
+fn from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
+    let bad = |column, reason: String| StoreError::corrupt("entities", column, reason);
+    let id: String = row.try_get("id")?;
+    let merchant_id: String = row.try_get("merchant_id")?;
+    let mode: String = row.try_get("mode")?;
+    let currency: String = row.try_get("currency")?;
+    let method: String = row.try_get("settlement_method")?;
+    let text = |column: &str| -> Result<Option<String>, StoreError> { Ok(row.try_get(column)?) };
+    let method = match method.as_str() {
+        "mobile_money" => SettlementMethod::MobileMoney {
+            phone: text("phone")?.unwrap_or_default(),
+            rail: text("rail")?,
+        },
+        "bank" => SettlementMethod::Bank {
+            bank_name: text("bank_name")?.unwrap_or_default(),
+            account_number: text("account_number")?.unwrap_or_default(),
+            account_name: text("account_name")?.unwrap_or_default(),
+            branch: text("branch")?,
+            swift: text("swift")?,
+        },
+        other => return Err(bad("settlement_method", other.to_owned())),
+    };
+    Ok(EntityRecord {
+        id: EntityId::parse(&id).map_err(|e| bad("id", e.to_string()))?,
+        tenant: Tenant {
+            merchant_id: malipo_core::MerchantId::parse(&merchant_id)
+                .map_err(|e| bad("merchant_id", e.to_string()))?,
+            mode: malipo_core::Mode::parse(&mode).ok_or_else(|| bad("mode", mode.clone()))?,
+        },
+        name: row.try_get("name")?,
+        currency: Currency::parse(&currency).map_err(|e| bad("currency", e.to_string()))?,
+        method,
+        payout_schedule: row.try_get("payout_schedule")?,
+        payout_min_minor: row.try_get("payout_min_minor")?,
+        reserve_bps: row.try_get("reserve_bps")?,
+        reserve_days: row.try_get("reserve_days")?,
+        kyc_status: row.try_get("kyc_status")?,
+        kyc_reason: row.try_get("kyc_reason")?,
+        metadata: row.try_get("metadata")?,
+        created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
+        updated_at: Timestamp::from_unix_ms(row.try_get("updated_at_ms")?),
+    })
+}
+
+impl Store {
+    /// Stores a new entity, with its creation in the audit log.
+    pub async fn create_entity(
+        &self,
+        entity: &EntityRecord,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("INSERT INTO entities ({COLUMNS}) VALUES "),
+        );
+        sql.bind_rows([values(entity)]);
+        sql.query().execute(&mut *transaction).await?;
+        let details = serde_json::json!({"name": entity.name}).to_string();
+        let audit = NewAuditEvent::new(actor, "entity.created", entity.id)
+            .for_tenant(entity.tenant)
+            .with_details(details);
+        crate::audit::append_in(&mut transaction, self.backend(), &audit, entity.created_at)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Writes an entity's settings (not its KYC status), with the change in
+    /// the audit log. Returns false if there is no such entity.
+    pub async fn update_entity(
+        &self,
+        entity: &EntityRecord,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let row = values(entity);
+        let mut sql = Sql::new(self.backend(), "UPDATE entities SET ");
+        // Columns 3.. are the settings; id, tenant, KYC and creation stay.
+        let settable = [
+            "name",
+            "currency",
+            "settlement_method",
+            "phone",
+            "rail",
+            "bank_name",
+            "account_number",
+            "account_name",
+            "branch",
+            "swift",
+            "payout_schedule",
+            "payout_min_minor",
+            "reserve_bps",
+            "reserve_days",
+        ];
+        for (index, (column, value)) in settable.iter().zip(row.into_iter().skip(3)).enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.push(&format!("{column} = ")).bind(value);
+        }
+        sql.push(", metadata = ")
+            .bind(entity.metadata.clone())
+            .push(", updated_at_ms = ")
+            .bind(entity.updated_at.unix_ms())
+            .push(" WHERE id = ")
+            .bind(entity.id.to_string())
+            .push(" AND merchant_id = ")
+            .bind(entity.tenant.merchant_id.to_string())
+            .push(" AND mode = ")
+            .bind(entity.tenant.mode.as_str());
+        if sql
+            .query()
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+            == 0
+        {
+            return Ok(false);
+        }
+        let audit =
+            NewAuditEvent::new(actor, "entity.updated", entity.id).for_tenant(entity.tenant);
+        crate::audit::append_in(&mut transaction, self.backend(), &audit, entity.updated_at)
+            .await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn find_entity(
+        &self,
+        tenant: Tenant,
+        id: EntityId,
+    ) -> Result<Option<EntityRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM entities WHERE id = $1 AND merchant_id = $2 AND mode = $3"
+        )))
+        .bind(id.to_string())
+        .bind(tenant.merchant_id.to_string())
+        .bind(tenant.mode.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// An entity by id, whoever's (for the operator).
+    pub async fn find_entity_by_id(
+        &self,
+        id: EntityId,
+    ) -> Result<Option<EntityRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM entities WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Newest first.
+    pub async fn list_entities(
+        &self,
+        tenant: Tenant,
+        page: &PageRequest,
+    ) -> Result<Page<EntityRecord>, StoreError> {
+        self.tenant_page(tenant, "entities", COLUMNS, page, from_row)
+            .await
+    }
+
+    /// The operator's KYC decision (`approved` or `rejected`, with a
+    /// reason), recorded in the audit log with the entity's change.
+    pub async fn set_entity_kyc(
+        &self,
+        id: EntityId,
+        status: &str,
+        reason: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Option<EntityRecord>, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE entities SET kyc_status = $1, kyc_reason = $2, updated_at_ms = $3 WHERE id = $4 \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(status)
+        .bind(reason.map(str::to_owned))
+        .bind(now.unix_ms())
+        .bind(id.to_string())
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let entity = from_row(&row)?;
+        let details = serde_json::json!({"status": status, "reason": reason}).to_string();
+        let audit = NewAuditEvent::new(actor, &format!("entity.kyc_{status}"), id)
+            .for_tenant(entity.tenant)
+            .with_details(details);
+        crate::audit::append_in(&mut transaction, self.backend(), &audit, now).await?;
+        transaction.commit().await?;
+        Ok(Some(entity))
+    }
+}
