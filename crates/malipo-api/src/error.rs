@@ -35,6 +35,7 @@ pub enum ErrorCode {
     RailUnavailable,
     InsufficientBalance,
     MerchantNotApproved,
+    EntityNotApproved,
     PayloadTooLarge,
     UnsupportedMediaType,
     RateLimited,
@@ -60,6 +61,7 @@ impl ErrorCode {
             ErrorCode::RailUnavailable => "RAIL_UNAVAILABLE",
             ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
             ErrorCode::MerchantNotApproved => "MERCHANT_NOT_APPROVED",
+            ErrorCode::EntityNotApproved => "ENTITY_NOT_APPROVED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::RateLimited => "RATE_LIMITED",
@@ -74,7 +76,9 @@ impl ErrorCode {
             ErrorCode::AuthenticationRequired | ErrorCode::AuthenticationFailed => {
                 StatusCode::UNAUTHORIZED
             }
-            ErrorCode::InsufficientScope | ErrorCode::MerchantNotApproved => StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientScope
+            | ErrorCode::MerchantNotApproved
+            | ErrorCode::EntityNotApproved => StatusCode::FORBIDDEN,
             ErrorCode::InsufficientBalance => StatusCode::PAYMENT_REQUIRED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -97,6 +97,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::balances::router())
         .merge(v1::checkouts::router())
         .merge(v1::entities::router())
+        .merge(v1::payment_references::router())
         .merge(v1::events::router())
         .merge(v1::fees::router())
         .merge(v1::fx_rates::router())

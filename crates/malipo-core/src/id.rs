@@ -220,6 +220,10 @@ prefixed_id!(
     /// A settlement entity: who a merchant's collections are paid out to.
     EntityId, "ent"
 );
+prefixed_id!(
+    /// A payment reference ("Lipa number") for one invoice.
+    PaymentReferenceId, "pref"
+);
 
 #[cfg(test)]
 mod tests {

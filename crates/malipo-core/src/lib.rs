@@ -15,6 +15,7 @@ pub mod mode;
 pub mod money;
 pub mod payment;
 pub mod phone;
+pub mod reference_number;
 pub mod scope;
 pub mod sealing;
 pub mod time_zone;
@@ -25,9 +26,9 @@ pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
     AccountId, ApiKeyId, AuditEventId, CheckoutId, EntityId, EventId, FeeScheduleId, FxRateId,
-    IdParseError, InboundId, JobId, MerchantId, PaymentId, PayoutId, PlanId, PlanProductId,
-    RefundId, RequestId, TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId,
-    WebhookSecretId,
+    IdParseError, InboundId, JobId, MerchantId, PaymentId, PaymentReferenceId, PayoutId, PlanId,
+    PlanProductId, RefundId, RequestId, TestClockId, TransferId, WebhookAttemptId,
+    WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -68,6 +68,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_entities.sql"),
         postgres: include_str!("../migrations/postgres/0009_entities.sql"),
     },
+    Migration {
+        version: 10,
+        name: "0010_payment_references",
+        sqlite: include_str!("../migrations/sqlite/0010_payment_references.sql"),
+        postgres: include_str!("../migrations/postgres/0010_payment_references.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod installment_plans;
 pub mod ledger;
 pub mod payment_options;
+pub mod payment_references;
 pub mod payments;
 pub mod payouts;
 pub mod plans;

@@ -19,4 +19,5 @@ mod payments;
 mod payouts;
 mod plans;
 mod process;
+mod references;
 mod webhooks;
