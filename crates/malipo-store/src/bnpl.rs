@@ -1137,28 +1137,57 @@ impl Store {
             .await
     }
 
-    pub async fn plan_installments(
+    /// A tenant's plan with its installments and payments, read as of one
+    /// moment: a change committing between the reads would otherwise show
+    /// an installment paid on a plan still delinquent.
+    pub async fn plan_snapshot(
         &self,
+        tenant: Tenant,
         id: PlanId,
-    ) -> Result<Vec<InstallmentRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    ) -> Result<Option<PlanState>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {PLAN_COLUMNS} FROM plans WHERE id = $1 AND merchant_id = $2 AND mode = $3"
+        )))
+        .bind(id.to_string())
+        .bind(tenant.merchant_id.to_string())
+        .bind(tenant.mode.as_str())
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let plan = plan_from_row(&row)?;
+        let installments = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {INSTALLMENT_COLUMNS} FROM installments WHERE plan_id = $1 ORDER BY number"
         )))
         .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(installment_from_row).collect()
-    }
-
-    pub async fn plan_payments(&self, id: PlanId) -> Result<Vec<PlanPaymentRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        .fetch_all(&mut *transaction)
+        .await?
+        .iter()
+        .map(installment_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let payments = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {PLAN_PAYMENT_COLUMNS} FROM plan_payments WHERE plan_id = $1 \
              ORDER BY applied_at_ms, payment_id"
         )))
         .bind(id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(plan_payment_from_row).collect()
+        .fetch_all(&mut *transaction)
+        .await?
+        .iter()
+        .map(plan_payment_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        transaction.commit().await?;
+        Ok(Some(PlanState {
+            plan,
+            installments,
+            payments,
+        }))
     }
 
     pub async fn list_plans(

@@ -9,7 +9,7 @@ use malipo_payments::bnpl::PlanPaymentError;
 use malipo_payments::bnpl::objects::{PlanOut, plan_out};
 use malipo_payments::objects::PaymentOut;
 use malipo_plans::DelinquencyBucket;
-use malipo_store::{PlanFilter, PlanState};
+use malipo_store::PlanFilter;
 use serde::Deserialize;
 use time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -217,21 +217,16 @@ pub async fn list_plans(
         .await?;
     let mut data = Vec::with_capacity(page.rows.len());
     for plan in page.rows {
-        let installments = state.store.plan_installments(plan.id).await?;
-        let payments = state.store.plan_payments(plan.id).await?;
+        // Read as of one moment with its installments (see `plan_snapshot`).
+        let Some(snapshot) = state.store.plan_snapshot(caller.tenant, plan.id).await? else {
+            continue;
+        };
         let plan_now = if plan.test_clock_id.is_some() {
             now
         } else {
             state.clock.now()
         };
-        data.push(plan_out(
-            &PlanState {
-                plan,
-                installments,
-                payments,
-            },
-            plan_now,
-        ));
+        data.push(plan_out(&snapshot, plan_now));
     }
     Ok(Json(List {
         object: "list",

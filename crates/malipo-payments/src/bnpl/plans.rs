@@ -141,20 +141,11 @@ impl Payments {
         tenant: Tenant,
         id: PlanId,
     ) -> Result<Option<(PlanState, Timestamp)>, StoreError> {
-        let Some(plan) = self.store.find_plan(tenant, id).await? else {
+        let Some(state) = self.store.plan_snapshot(tenant, id).await? else {
             return Ok(None);
         };
-        let installments = self.store.plan_installments(id).await?;
-        let payments = self.store.plan_payments(id).await?;
-        let now = self.plan_now(&plan).await?;
-        Ok(Some((
-            PlanState {
-                plan,
-                installments,
-                payments,
-            },
-            now,
-        )))
+        let now = self.plan_now(&state.plan).await?;
+        Ok(Some((state, now)))
     }
 
     /// The job that wakes a plan at `at`, unless it follows a test clock
