@@ -225,6 +225,8 @@ pub enum CreateCheckoutOutcome {
     Existing(CheckoutRecord),
     /// The same merchant reference with a different request.
     ReferenceConflict(CheckoutRecord),
+    /// Another open plan or pending checkout of the customer came first.
+    ActivePlanExists,
 }
 
 // ---------------------------------------------------------------------- plans
@@ -520,6 +522,33 @@ pub struct CustomerExposure {
     pub open_plans: i64,
     /// Financed amounts of those plans, in `currency`.
     pub financed_minor: i64,
+}
+
+const EXPOSURE_SQL: &str = "SELECT \
+       (SELECT COUNT(*) FROM plans WHERE customer_phone = $1 AND mode = $2 \
+          AND status IN ('active', 'delinquent') AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) \
+     + (SELECT COUNT(*) FROM checkouts WHERE customer_phone = $1 AND mode = $2 \
+          AND status = 'pending_approval' AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3) \
+          AND id <> $5) AS open_plans, \
+       (SELECT CAST(COALESCE(SUM(financed_minor), 0) AS BIGINT) FROM plans \
+          WHERE customer_phone = $1 AND mode = $2 AND status IN ('active', 'delinquent') \
+          AND currency = $4 AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) AS financed";
+
+/// A customer's open plans and pending checkouts (see
+/// [`Store::customer_exposure`]), to run on a pool or in a transaction.
+fn exposure_query(
+    mode: Mode,
+    phone: &str,
+    merchant_id: Option<MerchantId>,
+    currency: Currency,
+    except: Option<CheckoutId>,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(EXPOSURE_SQL)
+        .bind(phone.to_owned())
+        .bind(mode.as_str())
+        .bind(merchant_id.map(|id| id.to_string()))
+        .bind(currency.code())
+        .bind(except.map(|id| id.to_string()).unwrap_or_default())
 }
 
 async fn lock_plan(
@@ -877,25 +906,9 @@ impl Store {
         currency: Currency,
         except: Option<CheckoutId>,
     ) -> Result<CustomerExposure, StoreError> {
-        let merchant = merchant_id.map(|id| id.to_string());
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT COUNT(*) FROM plans WHERE customer_phone = $1 AND mode = $2 \
-                  AND status IN ('active', 'delinquent') AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) \
-             + (SELECT COUNT(*) FROM checkouts WHERE customer_phone = $1 AND mode = $2 \
-                  AND status = 'pending_approval' AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3) \
-                  AND id <> $5) AS open_plans, \
-               (SELECT CAST(COALESCE(SUM(financed_minor), 0) AS BIGINT) FROM plans \
-                  WHERE customer_phone = $1 AND mode = $2 AND status IN ('active', 'delinquent') \
-                  AND currency = $4 AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) AS financed",
-        )
-        .bind(phone)
-        .bind(mode.as_str())
-        .bind(merchant)
-        .bind(currency.code())
-        .bind(except.map(|id| id.to_string()).unwrap_or_default())
-        .fetch_one(&self.pool)
-        .await?;
+        let row = exposure_query(mode, phone, merchant_id, currency, except)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(CustomerExposure {
             open_plans: row.try_get("open_plans")?,
             financed_minor: row.try_get("financed")?,
@@ -906,13 +919,40 @@ impl Store {
 
     /// Stores a new checkout with its jobs and events. A merchant
     /// reference already used gets the checkout that holds it.
+    ///
+    /// `one_open_plan` (`Some(scope)`: per merchant, or `None` inside for
+    /// every merchant) checks again, in the insert's transaction and under
+    /// a per-customer lock, that a checkout awaiting approval has no other
+    /// open plan or pending checkout beside it: two checkouts at once for
+    /// one customer cannot both pass.
     pub async fn create_checkout(
         &self,
         checkout: &CheckoutRecord,
         jobs: &[NewJob],
         events: &[NewEvent],
+        one_open_plan: Option<Option<MerchantId>>,
     ) -> Result<CreateCheckoutOutcome, StoreError> {
         let mut transaction = self.begin_write().await?;
+        if let (Some(scope), Some(phone), "pending_approval") = (
+            one_open_plan,
+            checkout.customer_phone.as_deref(),
+            checkout.status.as_str(),
+        ) {
+            if self.backend() == Backend::Postgres {
+                // SQLite's write lock already serializes this transaction.
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind(format!("bnpl customer {phone}"))
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            let row = exposure_query(checkout.mode, phone, scope, checkout.amount.currency, None)
+                .fetch_one(&mut *transaction)
+                .await?;
+            let open: i64 = row.try_get("open_plans")?;
+            if open > 0 {
+                return Ok(CreateCheckoutOutcome::ActivePlanExists);
+            }
+        }
         let mut sql = Sql::new(
             self.backend(),
             &format!("INSERT INTO checkouts ({CHECKOUT_COLUMNS}) VALUES "),

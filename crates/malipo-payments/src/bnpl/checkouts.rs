@@ -183,6 +183,29 @@ impl Payments {
         Ok(None)
     }
 
+    /// Whose open plans "one open plan per customer" counts, if the
+    /// operator's or the merchant's rules ask for it: every merchant's
+    /// (`Some(None)`) or this merchant's.
+    async fn one_open_plan_scope(
+        &self,
+        tenant: Tenant,
+    ) -> Result<Option<Option<malipo_core::MerchantId>>, StoreError> {
+        if self.config.platform_credit_rules.active_plan_scope == "platform" {
+            return Ok(Some(None));
+        }
+        let merchant: CreditRules = self
+            .store
+            .credit_rules(tenant)
+            .await?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        Ok(match merchant.active_plan_scope.as_str() {
+            "platform" => Some(None),
+            "merchant" => Some(Some(tenant.merchant_id)),
+            _ => None,
+        })
+    }
+
     /// One set of rules: the platform's (`whose` is `None`: limits count
     /// every merchant's plans) or a merchant's.
     async fn rules_decision(
@@ -329,16 +352,38 @@ impl Payments {
         } else {
             vec![NewJob::new(CHECKOUT_EXPIRE_JOB, id, checkout.expires_at)]
         };
-        match self
+        let one_open_plan = match checkout.status.as_str() {
+            "pending_approval" => self.one_open_plan_scope(tenant).await?,
+            _ => None,
+        };
+        let mut outcome = self
             .store
-            .create_checkout(&checkout, &jobs, &events)
-            .await?
-        {
+            .create_checkout(&checkout, &jobs, &events, one_open_plan)
+            .await?;
+        if outcome == CreateCheckoutOutcome::ActivePlanExists {
+            // Another checkout of this customer got in between the rules
+            // and the insert: this one is declined, as the rules say.
+            checkout.status = "declined".to_owned();
+            checkout.decline_code = Some(decline::ACTIVE_PLAN_EXISTS.to_owned());
+            checkout.decline_message = Some(
+                "the customer already has an active plan or a checkout awaiting approval"
+                    .to_owned(),
+            );
+            checkout.completed_at = Some(real_now);
+            let events = [self.views.checkout_event(&checkout, real_now)];
+            outcome = self
+                .store
+                .create_checkout(&checkout, &[], &events, None)
+                .await?;
+        }
+        match outcome {
             CreateCheckoutOutcome::Created(_) => {}
             CreateCheckoutOutcome::Existing(existing) => return Ok((existing, false)),
             CreateCheckoutOutcome::ReferenceConflict(existing) => {
                 return Err(CheckoutError::ReferenceConflict(existing.id));
             }
+            // Not asked for on a declined checkout: nothing was stored.
+            CreateCheckoutOutcome::ActivePlanExists => return Ok((checkout, true)),
         }
         tracing::info!(checkout_id = %id, status = %checkout.status, "checkout created");
         if checkout.status == "pending_approval" {

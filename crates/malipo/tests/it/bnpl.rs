@@ -818,3 +818,25 @@ async fn the_operators_rules_hold_across_merchants() {
     assert_eq!(blocked["decline_code"], "CUSTOMER_BLOCKED");
     assert_ledger_clean(&app).await;
 }
+
+#[tokio::test]
+async fn checkouts_at_once_for_one_customer_make_one_plan() {
+    let app = spawn_app().await;
+    let body = json!({"amount": 100_000, "currency": "ZMW", "customer": {"phone": PAYS}});
+    let send = || app.post_json("/v1/checkouts", &body);
+    let answers = futures_util::future::join_all((0..8).map(|_| send())).await;
+    let mut declined = 0;
+    for answer in answers {
+        let checkout = json_of(answer, 201).await;
+        if checkout["status"] == "declined" {
+            assert_eq!(checkout["decline_code"], "ACTIVE_PLAN_EXISTS");
+            declined += 1;
+        }
+    }
+    assert_eq!(declined, 7, "one checkout goes on, the others are declined");
+    wait_until(&app, "/v1/plans", |plans| {
+        plans["data"].as_array().unwrap().len() == 1
+    })
+    .await;
+    assert_ledger_clean(&app).await;
+}
