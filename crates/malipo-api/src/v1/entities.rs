@@ -1,6 +1,6 @@
 //! Settlement entities: who a merchant's collections are paid out to (a
 //! school, a vendor, a branch), how, and on what schedule. The operator
-//! approves each one (KYC) before live money moves for it.
+//! approves each one (KYC) before live payment references are made for it.
 
 use std::collections::BTreeMap;
 
@@ -31,7 +31,7 @@ pub enum PayoutSchedule {
     Daily,
     Weekly,
     Monthly,
-    /// Only when asked (`POST /v1/settlements`).
+    /// Only when the merchant asks (settlement batches are not built yet).
     Manual,
 }
 

@@ -264,8 +264,9 @@ pub async fn get_payment_reference(
     Ok(Json(reference.into()))
 }
 
-/// Close a payment reference: payments to its number then go to suspense
-/// for the merchant to resolve.
+/// Close a payment reference (a cancelled invoice): it is no longer open,
+/// and its number may later be given to a new reference. (Paying a
+/// reference, and where payments to a closed one go, are not built yet.)
 #[utoipa::path(post, path = "/v1/payment-references/{id}/close", tag = "payment references",
     params(("id" = String, Path, description = "The reference's id, `pref_…`.")),
     security(("api_key" = ["payments:write"])),
