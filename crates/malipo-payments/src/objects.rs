@@ -192,24 +192,29 @@ impl Views {
         }
     }
 
-    /// The MAC in a hosted page's token: the payment id under a key derived
-    /// from the master key, so a token needs nothing stored.
-    pub fn hosted_mac(&self, id: PaymentId) -> String {
-        self.mac(&id.to_string())
-    }
-
-    /// The MAC of a hosted checkout page's token (see [`Views::hosted_mac`]).
-    pub fn checkout_mac(&self, id: malipo_core::CheckoutId) -> String {
-        self.mac(&id.to_string())
-    }
-
     /// The hosted checkout page's address.
     pub fn checkout_url(&self, id: malipo_core::CheckoutId) -> String {
         format!(
-            "{}/checkout/{id}.{}",
+            "{}/checkout/{}",
             self.public_url,
-            self.checkout_mac(id)
+            self.token(&id.to_string())
         )
+    }
+
+    /// A hosted page's token, `{id}.{mac}`: the id and its MAC under a key
+    /// derived from the master key, so a token needs nothing stored. Ids
+    /// carry their kind (`pay_`, `co_`), so one page's token opens no other.
+    fn token(&self, id: &str) -> String {
+        format!("{id}.{}", self.mac(id))
+    }
+
+    /// The id in a hosted page's token, if its MAC is right (compared in
+    /// constant time).
+    pub fn token_id<'t>(&self, token: &'t str) -> Option<&'t str> {
+        let (id, mac) = token.split_once('.')?;
+        let expected = self.mac(id);
+        let equal: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes()).into();
+        equal.then_some(id)
     }
 
     fn mac(&self, id: &str) -> String {
@@ -226,7 +231,7 @@ impl Views {
 
     /// The hosted payment page's address for a payment.
     pub fn payment_url(&self, id: PaymentId) -> String {
-        format!("{}/pay/{id}.{}", self.public_url, self.hosted_mac(id))
+        format!("{}/pay/{}", self.public_url, self.token(&id.to_string()))
     }
 
     /// A payment, with its hosted page's address when it has one.

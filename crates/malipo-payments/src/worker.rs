@@ -205,10 +205,10 @@ async fn start_collection(
         fields: serde_json::from_str(&payment.fields).unwrap_or_default(),
         otp,
         callback_url: format!("{}/v1/inbound/{rail_id}", payments.config.public_url),
-        recurring: payment
-            .purpose
-            .as_deref()
-            .is_some_and(|purpose| purpose.starts_with("installment:")),
+        recurring: matches!(
+            crate::bnpl::Purpose::of(&payment),
+            Some(crate::bnpl::Purpose::Installment(_))
+        ),
     };
     let outcome = match rail.start_collection(&request).await {
         Ok(outcome) => outcome,

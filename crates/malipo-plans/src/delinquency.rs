@@ -36,6 +36,17 @@ impl DelinquencyBucket {
         }
     }
 
+    /// The days past due the bucket holds, inclusive; `None` for current.
+    pub const fn days(self) -> Option<(i64, i64)> {
+        match self {
+            DelinquencyBucket::Current => None,
+            DelinquencyBucket::Days1To7 => Some((1, 7)),
+            DelinquencyBucket::Days8To30 => Some((8, 30)),
+            DelinquencyBucket::Days31To60 => Some((31, 60)),
+            DelinquencyBucket::Over60 => Some((61, i64::MAX)),
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             DelinquencyBucket::Current => "current",

@@ -528,8 +528,8 @@ const EXPOSURE_SQL: &str = "SELECT \
        (SELECT COUNT(*) FROM plans WHERE customer_phone = $1 AND mode = $2 \
           AND status IN ('active', 'delinquent') AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) \
      + (SELECT COUNT(*) FROM checkouts WHERE customer_phone = $1 AND mode = $2 \
-          AND status = 'pending_approval' AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3) \
-          AND id <> $5) AS open_plans, \
+          AND status = 'pending_approval' AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) \
+          AS open_plans, \
        (SELECT CAST(COALESCE(SUM(financed_minor), 0) AS BIGINT) FROM plans \
           WHERE customer_phone = $1 AND mode = $2 AND status IN ('active', 'delinquent') \
           AND currency = $4 AND (CAST($3 AS TEXT) IS NULL OR merchant_id = $3)) AS financed";
@@ -541,14 +541,40 @@ fn exposure_query(
     phone: &str,
     merchant_id: Option<MerchantId>,
     currency: Currency,
-    except: Option<CheckoutId>,
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(EXPOSURE_SQL)
         .bind(phone.to_owned())
         .bind(mode.as_str())
         .bind(merchant_id.map(|id| id.to_string()))
         .bind(currency.code())
-        .bind(except.map(|id| id.to_string()).unwrap_or_default())
+}
+
+/// A plan's installments (in schedule order) and applied payments (oldest
+/// first), read in the caller's transaction.
+async fn plan_rows_in(
+    transaction: &mut Transaction,
+    id: PlanId,
+) -> Result<(Vec<InstallmentRecord>, Vec<PlanPaymentRecord>), StoreError> {
+    let installments = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {INSTALLMENT_COLUMNS} FROM installments WHERE plan_id = $1 ORDER BY number"
+    )))
+    .bind(id.to_string())
+    .fetch_all(&mut **transaction)
+    .await?
+    .iter()
+    .map(installment_from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    let payments = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PLAN_PAYMENT_COLUMNS} FROM plan_payments WHERE plan_id = $1 \
+         ORDER BY applied_at_ms, payment_id"
+    )))
+    .bind(id.to_string())
+    .fetch_all(&mut **transaction)
+    .await?
+    .iter()
+    .map(plan_payment_from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok((installments, payments))
 }
 
 async fn lock_plan(
@@ -651,31 +677,6 @@ async fn save_installment(
 }
 
 impl Store {
-    /// One row of `table` by id: the tenant's, or (`None`, for workers and
-    /// hosted pages) whoever's.
-    async fn find_row<T>(
-        &self,
-        table: &str,
-        columns: &str,
-        id: &str,
-        tenant: Option<Tenant>,
-        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
-    ) -> Result<Option<T>, StoreError> {
-        let mut sql = Sql::new(
-            self.backend(),
-            &format!("SELECT {columns} FROM {table} WHERE id = "),
-        );
-        sql.bind(id);
-        if let Some(tenant) = tenant {
-            sql.push(" AND merchant_id = ")
-                .bind(tenant.merchant_id.to_string())
-                .push(" AND mode = ")
-                .bind(tenant.mode.as_str());
-        }
-        let row = sql.query().fetch_optional(&self.pool).await?;
-        row.as_ref().map(from_row).transpose()
-    }
-
     // ------------------------------------------------------------ test clocks
 
     pub async fn create_test_clock(&self, clock: &TestClockRecord) -> Result<(), StoreError> {
@@ -896,17 +897,15 @@ impl Store {
 
     /// A customer's open plans and pending checkouts, with one merchant
     /// (`Some`) or with every merchant, in one mode, and the financed
-    /// amount of those plans in `currency`. `except` leaves out one
-    /// checkout (the one being decided).
+    /// amount of those plans in `currency`.
     pub async fn customer_exposure(
         &self,
         mode: Mode,
         phone: &str,
         merchant_id: Option<MerchantId>,
         currency: Currency,
-        except: Option<CheckoutId>,
     ) -> Result<CustomerExposure, StoreError> {
-        let row = exposure_query(mode, phone, merchant_id, currency, except)
+        let row = exposure_query(mode, phone, merchant_id, currency)
             .fetch_one(&self.pool)
             .await?;
         Ok(CustomerExposure {
@@ -945,7 +944,7 @@ impl Store {
                     .execute(&mut *transaction)
                     .await?;
             }
-            let row = exposure_query(checkout.mode, phone, scope, checkout.amount.currency, None)
+            let row = exposure_query(checkout.mode, phone, scope, checkout.amount.currency)
                 .fetch_one(&mut *transaction)
                 .await?;
             let open: i64 = row.try_get("open_plans")?;
@@ -1203,25 +1202,7 @@ impl Store {
             return Ok(None);
         };
         let plan = plan_from_row(&row)?;
-        let installments = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {INSTALLMENT_COLUMNS} FROM installments WHERE plan_id = $1 ORDER BY number"
-        )))
-        .bind(id.to_string())
-        .fetch_all(&mut *transaction)
-        .await?
-        .iter()
-        .map(installment_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-        let payments = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PLAN_PAYMENT_COLUMNS} FROM plan_payments WHERE plan_id = $1 \
-             ORDER BY applied_at_ms, payment_id"
-        )))
-        .bind(id.to_string())
-        .fetch_all(&mut *transaction)
-        .await?
-        .iter()
-        .map(plan_payment_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+        let (installments, payments) = plan_rows_in(&mut transaction, id).await?;
         transaction.commit().await?;
         Ok(Some(PlanState {
             plan,
@@ -1280,25 +1261,7 @@ impl Store {
         let plan = lock_plan(&mut transaction, self.backend(), id)
             .await?
             .ok_or(PlanWriteError::NotFound)?;
-        let installments = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {INSTALLMENT_COLUMNS} FROM installments WHERE plan_id = $1 ORDER BY number"
-        )))
-        .bind(id.to_string())
-        .fetch_all(&mut *transaction)
-        .await?
-        .iter()
-        .map(installment_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-        let payments = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {PLAN_PAYMENT_COLUMNS} FROM plan_payments WHERE plan_id = $1 \
-             ORDER BY applied_at_ms, payment_id"
-        )))
-        .bind(id.to_string())
-        .fetch_all(&mut *transaction)
-        .await?
-        .iter()
-        .map(plan_payment_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+        let (installments, payments) = plan_rows_in(&mut transaction, id).await?;
         let before = PlanState {
             plan,
             installments,

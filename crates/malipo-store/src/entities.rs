@@ -240,29 +240,8 @@ impl Store {
         tenant: Tenant,
         id: EntityId,
     ) -> Result<Option<EntityRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM entities WHERE id = $1 AND merchant_id = $2 AND mode = $3"
-        )))
-        .bind(id.to_string())
-        .bind(tenant.merchant_id.to_string())
-        .bind(tenant.mode.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
-    }
-
-    /// An entity by id, whoever's (for the operator).
-    pub async fn find_entity_by_id(
-        &self,
-        id: EntityId,
-    ) -> Result<Option<EntityRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM entities WHERE id = $1"
-        )))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        self.find_row("entities", COLUMNS, &id.to_string(), Some(tenant), from_row)
+            .await
     }
 
     /// Newest first.

@@ -103,6 +103,31 @@ impl<T> Page<T> {
 }
 
 impl Store {
+    /// One row of `table` by id: the tenant's, or (`None`, for workers and
+    /// hosted pages) whoever's.
+    pub(crate) async fn find_row<T>(
+        &self,
+        table: &str,
+        columns: &str,
+        id: &str,
+        tenant: Option<Tenant>,
+        from_row: impl Fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut sql = sql::Sql::new(
+            self.backend(),
+            &format!("SELECT {columns} FROM {table} WHERE id = "),
+        );
+        sql.bind(id);
+        if let Some(tenant) = tenant {
+            sql.push(" AND merchant_id = ")
+                .bind(tenant.merchant_id.to_string())
+                .push(" AND mode = ")
+                .bind(tenant.mode.as_str());
+        }
+        let row = sql.query().fetch_optional(&self.pool).await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
     /// One page of a tenant's rows of `table`, newest first (ids sort by
     /// creation), each turned by `from_row`.
     pub(crate) async fn tenant_page<T>(

@@ -160,15 +160,14 @@ impl Store {
         tenant: Tenant,
         id: PaymentReferenceId,
     ) -> Result<Option<PaymentReferenceRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM payment_references WHERE id = $1 AND merchant_id = $2 AND mode = $3"
-        )))
-        .bind(id.to_string())
-        .bind(tenant.merchant_id.to_string())
-        .bind(tenant.mode.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(from_row).transpose()
+        self.find_row(
+            "payment_references",
+            COLUMNS,
+            &id.to_string(),
+            Some(tenant),
+            from_row,
+        )
+        .await
     }
 
     /// Newest first.

@@ -49,6 +49,9 @@ impl From<PlanPaymentError> for ApiError {
     }
 }
 
+/// Further back than any date (a bucket's open end), without overflowing.
+const DAYS_BACK_MAX: i64 = 1_000_000;
+
 fn parse_plan_id(id: &str) -> Result<PlanId, ApiError> {
     PlanId::parse(id).map_err(|_| ApiError::not_found("plan", id))
 }
@@ -112,6 +115,18 @@ pub enum Delinquency {
     Days31To60,
     #[serde(rename = "60_plus")]
     Over60,
+}
+
+impl From<Delinquency> for DelinquencyBucket {
+    fn from(delinquency: Delinquency) -> Self {
+        match delinquency {
+            Delinquency::Current => DelinquencyBucket::Current,
+            Delinquency::Days1To7 => DelinquencyBucket::Days1To7,
+            Delinquency::Days8To30 => DelinquencyBucket::Days8To30,
+            Delinquency::Days31To60 => DelinquencyBucket::Days31To60,
+            Delinquency::Over60 => DelinquencyBucket::Over60,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -191,24 +206,16 @@ pub async fn list_plans(
     };
     let days_ago = |days: i64| {
         today
-            .checked_sub(Duration::days(days))
+            .checked_sub(Duration::days(days.min(DAYS_BACK_MAX)))
             .unwrap_or(time::Date::MIN)
             .to_string()
     };
-    match params.delinquency {
-        None => {}
-        Some(Delinquency::Current) => filter.current = true,
-        Some(bucket) => {
-            let (fewest, most) = match bucket {
-                Delinquency::Days1To7 => (1, 7),
-                Delinquency::Days8To30 => (8, 30),
-                Delinquency::Days31To60 => (31, 60),
-                _ => (61, 1_000_000),
-            };
-            debug_assert!(
-                DelinquencyBucket::for_days_overdue(fewest) != DelinquencyBucket::Current
-            );
-            filter.overdue_since = Some((days_ago(most), days_ago(fewest)));
+    if let Some(delinquency) = params.delinquency {
+        match DelinquencyBucket::from(delinquency).days() {
+            None => filter.current = true,
+            Some((fewest, most)) => {
+                filter.overdue_since = Some((days_ago(most), days_ago(fewest)));
+            }
         }
     }
     let page = state

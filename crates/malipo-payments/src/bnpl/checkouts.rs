@@ -156,23 +156,28 @@ impl Payments {
         }
     }
 
+    /// The merchant's credit rules (the defaults until it sets its own).
+    async fn merchant_rules(&self, tenant: Tenant) -> Result<CreditRules, StoreError> {
+        Ok(self
+            .store
+            .credit_rules(tenant)
+            .await?
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default())
+    }
+
     /// Applies the operator's credit rules, then the merchant's; `Some`
     /// says why not.
     async fn credit_decision(
         &self,
         tenant: Tenant,
+        merchant: &CreditRules,
         phone: &Phone,
         schedule: &ScheduleOut,
         currency: malipo_core::Currency,
     ) -> Result<Option<(&'static str, String)>, StoreError> {
-        let merchant: CreditRules = self
-            .store
-            .credit_rules(tenant)
-            .await?
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
         let platform = &self.config.platform_credit_rules;
-        for (rules, whose) in [(platform, None), (&merchant, Some(tenant.merchant_id))] {
+        for (rules, whose) in [(platform, None), (merchant, Some(tenant.merchant_id))] {
             if let Some(decline) = self
                 .rules_decision(rules, whose, tenant, phone, schedule, currency)
                 .await?
@@ -186,24 +191,19 @@ impl Payments {
     /// Whose open plans "one open plan per customer" counts, if the
     /// operator's or the merchant's rules ask for it: every merchant's
     /// (`Some(None)`) or this merchant's.
-    async fn one_open_plan_scope(
+    fn one_open_plan_scope(
         &self,
         tenant: Tenant,
-    ) -> Result<Option<Option<malipo_core::MerchantId>>, StoreError> {
+        merchant: &CreditRules,
+    ) -> Option<Option<malipo_core::MerchantId>> {
         if self.config.platform_credit_rules.active_plan_scope == "platform" {
-            return Ok(Some(None));
+            return Some(None);
         }
-        let merchant: CreditRules = self
-            .store
-            .credit_rules(tenant)
-            .await?
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
-        Ok(match merchant.active_plan_scope.as_str() {
+        match merchant.active_plan_scope.as_str() {
             "platform" => Some(None),
             "merchant" => Some(Some(tenant.merchant_id)),
             _ => None,
-        })
+        }
     }
 
     /// One set of rules: the platform's (`whose` is `None`: limits count
@@ -245,7 +245,7 @@ impl Payments {
         };
         let exposure = self
             .store
-            .customer_exposure(tenant.mode, phone.as_str(), scope, currency, None)
+            .customer_exposure(tenant.mode, phone.as_str(), scope, currency)
             .await?;
         if rules.active_plan_scope != "none" && exposure.open_plans > 0 {
             return Ok(Some((
@@ -328,6 +328,7 @@ impl Payments {
             )?);
         }
         let mut events = Vec::new();
+        let mut one_open_plan = None;
         if let Some(phone) = &request.phone {
             let product = &request.products[0];
             let schedule = &schedules[0];
@@ -336,8 +337,16 @@ impl Payments {
             checkout.product = Some(serde_json::to_string(product).expect("a product serializes"));
             checkout.schedule =
                 Some(serde_json::to_string(schedule).expect("a schedule serializes"));
+            let merchant_rules = self.merchant_rules(tenant).await?;
+            one_open_plan = self.one_open_plan_scope(tenant, &merchant_rules);
             if let Some((code, message)) = self
-                .credit_decision(tenant, phone, schedule, request.amount.currency)
+                .credit_decision(
+                    tenant,
+                    &merchant_rules,
+                    phone,
+                    schedule,
+                    request.amount.currency,
+                )
                 .await?
             {
                 checkout.status = "declined".to_owned();
@@ -352,10 +361,9 @@ impl Payments {
         } else {
             vec![NewJob::new(CHECKOUT_EXPIRE_JOB, id, checkout.expires_at)]
         };
-        let one_open_plan = match checkout.status.as_str() {
-            "pending_approval" => self.one_open_plan_scope(tenant).await?,
-            _ => None,
-        };
+        if checkout.status != "pending_approval" {
+            one_open_plan = None;
+        }
         let mut outcome = self
             .store
             .create_checkout(&checkout, &jobs, &events, one_open_plan)
@@ -452,9 +460,11 @@ impl Payments {
         checkout.schedule = Some(serde_json::to_string(&schedule).expect("a schedule serializes"));
         checkout.updated_at = now;
         let mut effects = PlanEffects::default();
+        let merchant_rules = self.merchant_rules(checkout.tenant()).await?;
         if let Some((code, message)) = self
             .credit_decision(
                 checkout.tenant(),
+                &merchant_rules,
                 &choice.phone,
                 &schedule,
                 checkout.amount.currency,

@@ -103,18 +103,6 @@ pub mod decline {
     pub const DEPOSIT_FAILED: &str = "DEPOSIT_FAILED";
     pub const CANCELLED_BY_CUSTOMER: &str = "CANCELLED_BY_CUSTOMER";
     pub const RAIL_UNAVAILABLE: &str = "RAIL_UNAVAILABLE";
-
-    pub const ALL: &[&str] = &[
-        ACTIVE_PLAN_EXISTS,
-        CUSTOMER_BLOCKED,
-        PLAN_LIMIT_EXCEEDED,
-        CUSTOMER_LIMIT_EXCEEDED,
-        CUSTOMER_DECLINED,
-        INSUFFICIENT_FUNDS,
-        DEPOSIT_FAILED,
-        CANCELLED_BY_CUSTOMER,
-        RAIL_UNAVAILABLE,
-    ];
 }
 
 /// What a payment with a purpose is for.
@@ -142,6 +130,11 @@ impl Purpose {
                 .map(Purpose::PlanPayment),
             _ => None,
         }
+    }
+
+    /// What `payment` is for, if anything waits on it.
+    pub(crate) fn of(payment: &malipo_store::PaymentRecord) -> Option<Self> {
+        payment.purpose.as_deref().and_then(Self::parse)
     }
 
     pub(crate) fn to_text(self) -> String {
@@ -220,7 +213,7 @@ async fn follow_up(
     else {
         return Ok(None);
     };
-    match plans::purpose_of(&payment) {
+    match Purpose::of(&payment) {
         Some(Purpose::Deposit(checkout)) => payments
             .apply_deposit_outcome(&payment, checkout)
             .await

@@ -635,12 +635,7 @@ impl Payments {
         &self,
         payment: &PaymentRecord,
     ) -> Result<Option<AccountId>, StoreError> {
-        let Some(plan_id) = payment
-            .purpose
-            .as_deref()
-            .and_then(Purpose::parse)
-            .and_then(Purpose::plan)
-        else {
+        let Some(plan_id) = Purpose::of(payment).and_then(Purpose::plan) else {
             return Ok(None);
         };
         let Some(plan) = self.store.find_plan_by_id(plan_id).await? else {
@@ -653,11 +648,6 @@ impl Payments {
             self.plan_accounts(plan.mode, plan.currency).await?.suspense,
         ))
     }
-}
-
-/// The payment a follow-up job names, and what it is for.
-pub(crate) fn purpose_of(payment: &PaymentRecord) -> Option<Purpose> {
-    payment.purpose.as_deref().and_then(Purpose::parse)
 }
 
 #[cfg(test)]
