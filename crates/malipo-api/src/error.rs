@@ -32,6 +32,7 @@ pub enum ErrorCode {
     FxRateUnavailable,
     DuplicateReference,
     InvalidState,
+    NothingToSettle,
     RailUnavailable,
     InsufficientBalance,
     MerchantNotApproved,
@@ -58,6 +59,7 @@ impl ErrorCode {
             ErrorCode::FxRateUnavailable => "FX_RATE_UNAVAILABLE",
             ErrorCode::DuplicateReference => "DUPLICATE_REFERENCE",
             ErrorCode::InvalidState => "INVALID_STATE",
+            ErrorCode::NothingToSettle => "NOTHING_TO_SETTLE",
             ErrorCode::RailUnavailable => "RAIL_UNAVAILABLE",
             ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
             ErrorCode::MerchantNotApproved => "MERCHANT_NOT_APPROVED",
@@ -86,7 +88,9 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused
             | ErrorCode::FxRateUnavailable
             | ErrorCode::RailUnavailable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::DuplicateReference | ErrorCode::InvalidState => StatusCode::CONFLICT,
+            ErrorCode::DuplicateReference
+            | ErrorCode::InvalidState
+            | ErrorCode::NothingToSettle => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,

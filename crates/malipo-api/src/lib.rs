@@ -63,6 +63,7 @@ pub struct AppState {
         (name = "plans", description = "Buy now, pay later: plan products and exact installment schedules."),
         (name = "events", description = "What happened: every state change, with the object as it was."),
         (name = "webhooks", description = "Endpoints that receive events, signed, with retries for three days."),
+        (name = "settlements", description = "Batches paying out each entity's balance, statements, reserves and chargebacks."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
         (name = "fees", description = "Fee schedules and fee quotes."),
@@ -98,6 +99,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::checkouts::router())
         .merge(v1::entities::router())
         .merge(v1::payment_references::router())
+        .merge(v1::reference_payments::router())
+        .merge(v1::settlements::router())
         .merge(v1::events::router())
         .merge(v1::fees::router())
         .merge(v1::fx_rates::router())

@@ -224,6 +224,22 @@ prefixed_id!(
     /// A payment reference ("Lipa number") for one invoice.
     PaymentReferenceId, "pref"
 );
+prefixed_id!(
+    /// A customer-initiated payment to a reference number, as a rail reported it.
+    ReferencePaymentId, "rpay"
+);
+prefixed_id!(
+    /// A settlement batch: one payout of an entity's balance.
+    SettlementId, "stl"
+);
+prefixed_id!(
+    /// A chargeback or refund debit recorded against an entity.
+    ChargebackId, "cb"
+);
+prefixed_id!(
+    /// Part of a credit held in an entity's reserve until its release date.
+    ReserveHoldId, "rsv"
+);
 
 #[cfg(test)]
 mod tests {

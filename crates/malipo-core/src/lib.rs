@@ -25,10 +25,10 @@ pub use direction::Direction;
 pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
-    AccountId, ApiKeyId, AuditEventId, CheckoutId, EntityId, EventId, FeeScheduleId, FxRateId,
-    IdParseError, InboundId, JobId, MerchantId, PaymentId, PaymentReferenceId, PayoutId, PlanId,
-    PlanProductId, RefundId, RequestId, TestClockId, TransferId, WebhookAttemptId,
-    WebhookEndpointId, WebhookSecretId,
+    AccountId, ApiKeyId, AuditEventId, ChargebackId, CheckoutId, EntityId, EventId, FeeScheduleId,
+    FxRateId, IdParseError, InboundId, JobId, MerchantId, PaymentId, PaymentReferenceId, PayoutId,
+    PlanId, PlanProductId, ReferencePaymentId, RefundId, RequestId, ReserveHoldId, SettlementId,
+    TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

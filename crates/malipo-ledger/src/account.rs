@@ -59,10 +59,14 @@ pub enum AccountKind {
     Income,
     /// Receivables given up as lost (a defaulted plan's unpaid principal).
     WriteOff,
+    /// What the owner owes, as a negative balance: a chargeback beyond an
+    /// entity's reserve and available balance, recovered from its next
+    /// settlement.
+    Debt,
 }
 
 impl AccountKind {
-    pub const ALL: [AccountKind; 11] = [
+    pub const ALL: [AccountKind; 12] = [
         AccountKind::Available,
         AccountKind::Pending,
         AccountKind::Reserve,
@@ -74,6 +78,7 @@ impl AccountKind {
         AccountKind::External,
         AccountKind::Income,
         AccountKind::WriteOff,
+        AccountKind::Debt,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -89,6 +94,7 @@ impl AccountKind {
             AccountKind::External => "external",
             AccountKind::Income => "income",
             AccountKind::WriteOff => "write_off",
+            AccountKind::Debt => "debt",
         }
     }
 
@@ -127,6 +133,27 @@ impl AccountSpec {
             currency,
             kind,
             qualifier: String::new(),
+        }
+    }
+
+    /// One of a settlement entity's accounts (`qualifier` tells apart
+    /// two of a kind, e.g. `settling` from other pending money).
+    pub fn entity(
+        entity_id: &str,
+        merchant_id: MerchantId,
+        mode: Mode,
+        currency: Currency,
+        kind: AccountKind,
+        qualifier: &str,
+    ) -> Self {
+        Self {
+            owner_kind: OwnerKind::Entity,
+            owner_id: entity_id.to_owned(),
+            merchant_id: Some(merchant_id),
+            mode,
+            currency,
+            kind,
+            qualifier: qualifier.to_owned(),
         }
     }
 

@@ -11,6 +11,7 @@ mod collections;
 pub mod objects;
 mod payouts;
 mod rails;
+pub mod settlement;
 pub mod worker;
 
 pub use collections::{ConfirmPayment, CreatePayment, FeeMode, NextAction, PaymentError};
@@ -35,6 +36,8 @@ pub struct PaymentsConfig {
     /// blocklist, one open plan per customer across merchants, and a limit
     /// on what a customer's open plans finance together.
     pub platform_credit_rules: bnpl::CreditRules,
+    /// Where settlement cut-offs (00:00 daily, Mondays, the 1st) fall.
+    pub settlement_time_zone: malipo_core::TimeZone,
 }
 
 impl Default for PaymentsConfig {
@@ -47,6 +50,8 @@ impl Default for PaymentsConfig {
                 active_plan_scope: "none".to_owned(),
                 ..bnpl::CreditRules::default()
             },
+            settlement_time_zone: malipo_core::TimeZone::parse("Africa/Nairobi")
+                .expect("a known zone"),
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct Payments {
     pub wake: Arc<Notify>,
     /// Group commit for payment creation: concurrent creates share commits.
     creates: Batcher<(PaymentRecord, Vec<NewJob>), CreatePaymentOutcome>,
+    /// The simulator, for the sandbox's customer-initiated payments.
+    pub sandbox: Option<malipo_rails::simulator::Simulator>,
 }
 
 /// Payments one commit may carry, and how many may queue for it.
@@ -100,6 +107,7 @@ impl Payments {
             views,
             wake: Arc::new(Notify::new()),
             creates,
+            sandbox: None,
         }
     }
 }

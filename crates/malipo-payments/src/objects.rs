@@ -7,6 +7,8 @@ use malipo_store::{ObjectViews, PaymentRecord, PayoutDestination, PayoutRecord};
 use serde::Serialize;
 use sha2::Sha256;
 
+use crate::settlement::objects::{PaymentReferenceOut, ReferencePaymentOut, SettlementOut};
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerOut {
     pub phone: Option<String>,
@@ -252,5 +254,22 @@ impl ObjectViews for Views {
 
     fn payout(&self, payout: &PayoutRecord) -> String {
         serde_json::to_string(&PayoutOut::from(payout.clone())).expect("a payout serializes")
+    }
+
+    fn payment_reference(
+        &self,
+        reference: &malipo_store::PaymentReferenceRecord,
+        payment: Option<&malipo_store::ReferencePaymentRecord>,
+    ) -> String {
+        serde_json::to_string(&PaymentReferenceOut::new(reference, payment))
+            .expect("a reference serializes")
+    }
+
+    fn reference_payment(&self, payment: &malipo_store::ReferencePaymentRecord) -> String {
+        serde_json::to_string(&ReferencePaymentOut::from(payment)).expect("a payment serializes")
+    }
+
+    fn settlement(&self, settlement: &malipo_store::SettlementRecord) -> String {
+        serde_json::to_string(&SettlementOut::from(settlement)).expect("a settlement serializes")
     }
 }

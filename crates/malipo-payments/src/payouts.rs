@@ -211,6 +211,7 @@ impl Payments {
             created_at: now,
             updated_at: now,
             completed_at: None,
+            purpose: None,
         }
     }
 

@@ -154,6 +154,12 @@ async fn run_job(
         PROCESS_INBOUND_JOB => process_inbound(payments, job).await,
         PAYOUT_START_JOB => start_payout(payments, job).await,
         PAYOUT_POLL_JOB => poll_payout(payments, job).await,
+        other
+            if let Some(result) =
+                crate::settlement::run_job(payments, other, &job.subject_id).await =>
+        {
+            result.map_err(JobFailure::Retry)
+        }
         other => match crate::bnpl::run_job(payments, other, &job.subject_id, &job.payload).await {
             Some(Ok(None)) => Ok(()),
             Some(Ok(Some(at))) => Err(JobFailure::Later(at)),
@@ -383,6 +389,28 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
         return Ok(());
     };
     let headers: Vec<(String, String)> = serde_json::from_str(&inbound.headers).unwrap_or_default();
+    match rail.parse_customer_payment(&headers, &inbound.body) {
+        Ok(None) => {}
+        Ok(Some(payment)) => {
+            let transaction = payment.rail_transaction_id.clone();
+            let outcome = payments
+                .apply_customer_payment(&inbound.rail, id, payment)
+                .await?;
+            let state = match outcome {
+                malipo_store::CustomerPaymentOutcome::Duplicate => InboundState::Duplicate,
+                _ => InboundState::Applied,
+            };
+            payments
+                .store
+                .mark_inbound(id, state, Some(&transaction), None, now)
+                .await?;
+            return Ok(());
+        }
+        Err(error) => {
+            flag(format!("does not verify: {error}"), None).await?;
+            return Ok(());
+        }
+    }
     let report: StatusReport = match rail.parse_callback(&headers, &inbound.body) {
         Ok(report) => report,
         Err(error) => {

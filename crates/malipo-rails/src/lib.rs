@@ -187,6 +187,19 @@ pub struct StatusReport {
     pub amount: Option<Money>,
 }
 
+/// A payment the customer started from their own wallet (M-Pesa C2B, a
+/// paybill, TIPS) to an account number: for Malipo, a reference number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerPayment {
+    pub rail_transaction_id: String,
+    /// The account number the customer entered.
+    pub account_reference: String,
+    pub amount: Money,
+    /// E.164 when the rail gives it.
+    pub phone: Option<String>,
+    pub payer_name: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RailError {
     #[error("the {rail} rail does not support {what}")]
@@ -226,6 +239,28 @@ pub trait Rail: Send + Sync + 'static {
 
     /// The registered name of a wallet's holder, to confirm before a payout.
     async fn lookup_account_name(&self, phone: &str) -> Result<String, RailError>;
+
+    /// Reads a callback that reports a customer-initiated payment (C2B):
+    /// `Ok(None)` when the callback is of another kind.
+    fn parse_customer_payment(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Option<CustomerPayment>, RailError> {
+        let _ = (headers, body);
+        Ok(None)
+    }
+
+    /// The answer to a validation request the rail sends before the
+    /// customer pays (M-Pesa C2B validation): accept, or refuse with a
+    /// reason. Returns the HTTP status and JSON body the rail expects.
+    fn validation_answer(&self, refusal: Option<&str>) -> (u16, String) {
+        let body = match refusal {
+            None => serde_json::json!({"accepted": true}),
+            Some(reason) => serde_json::json!({"accepted": false, "reason": reason}),
+        };
+        (200, body.to_string())
+    }
 }
 
 /// Installs ring as the process's one TLS crypto provider, which every

@@ -61,8 +61,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{
-    Capabilities, CollectionRequest, Destination, FailureCode, FieldSpec, Method, PayoutRequest,
-    Rail, RailError, RailStatus, StartOutcome, StatusReport,
+    Capabilities, CollectionRequest, CustomerPayment, Destination, FailureCode, FieldSpec, Method,
+    PayoutRequest, Rail, RailError, RailStatus, StartOutcome, StatusReport,
 };
 
 /// Name of the HTTP header that carries a callback's signature.
@@ -535,6 +535,52 @@ impl Simulator {
         }
     }
 
+    /// A customer pays `payment.account_reference` from their wallet, as
+    /// with M-Pesa's C2B: the simulator first asks `validation_url` (when
+    /// given: M-Pesa validates only where Safaricom enabled it) whether to
+    /// accept (a refusal ends it there, nothing is paid), then POSTs the
+    /// signed confirmation to `confirmation_url`. Sending the same
+    /// `rail_transaction_id` again is how a rail's duplicate looks.
+    pub async fn send_customer_payment(
+        &self,
+        payment: &CustomerPayment,
+        validation_url: Option<&str>,
+        confirmation_url: &str,
+    ) -> Result<CustomerPaymentSent, RailError> {
+        self.check_amount(payment.amount)?;
+        let body = serde_json::to_vec(&CustomerPaymentBody::from(payment))
+            .expect("a customer payment serializes");
+        let post = |url: &str| {
+            let signature = sign(&self.inner.config.signing_secret, unix_now(), &body);
+            self.inner
+                .http
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, signature)
+                .body(body.clone())
+                .send()
+        };
+        if let Some(validation_url) = validation_url {
+            let answer: ValidationAnswer = post(validation_url)
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|error| unavailable(&format!("validation request failed: {error}")))?
+                .json()
+                .await
+                .map_err(|error| unavailable(&format!("validation answer unreadable: {error}")))?;
+            if !answer.accepted {
+                return Ok(CustomerPaymentSent::Refused {
+                    reason: answer.reason.unwrap_or_default(),
+                });
+            }
+        }
+        post(confirmation_url)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|error| unavailable(&format!("confirmation not delivered: {error}")))?;
+        Ok(CustomerPaymentSent::Confirmed)
+    }
+
     fn check_amount(&self, amount: Money) -> Result<(), RailError> {
         let caps = &self.inner.capabilities;
         if (caps.amount_min_minor..=caps.amount_max_minor).contains(&amount.amount_minor) {
@@ -774,6 +820,45 @@ impl Rail for Simulator {
         callback.into_report()
     }
 
+    fn parse_customer_payment(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Option<CustomerPayment>, RailError> {
+        let is_customer_payment = serde_json::from_slice::<serde_json::Value>(body)
+            .is_ok_and(|value| value["type"] == CUSTOMER_PAYMENT_TYPE);
+        if !is_customer_payment {
+            return Ok(None);
+        }
+        let signature = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
+            .map(|(_, value)| value.as_str())
+            .ok_or_else(|| invalid(format!("missing {SIGNATURE_HEADER} header")))?;
+        verify(
+            &self.inner.config.signing_secret,
+            signature,
+            body,
+            unix_now(),
+        )?;
+        let payment: CustomerPaymentBody = serde_json::from_slice(body)
+            .map_err(|error| invalid(format!("malformed body: {error}")))?;
+        let currency = Currency::parse(&payment.currency)
+            .map_err(|error| invalid(format!("currency: {error}")))?;
+        if payment.amount <= 0 || payment.transaction_id.is_empty() {
+            return Err(invalid(
+                "a customer payment needs an amount and a transaction id",
+            ));
+        }
+        Ok(Some(CustomerPayment {
+            rail_transaction_id: payment.transaction_id,
+            account_reference: payment.account_reference,
+            amount: Money::new(payment.amount, currency),
+            phone: payment.phone,
+            payer_name: payment.payer_name,
+        }))
+    }
+
     async fn lookup_account_name(&self, phone: &str) -> Result<String, RailError> {
         match last_four_digits(phone) {
             Some(last_four) if Trigger::for_number(phone) != Trigger::PayoutFails => {
@@ -782,6 +867,51 @@ impl Rail for Simulator {
             _ => Err(unavailable("no such account")),
         }
     }
+}
+
+/// How a sandbox customer payment ended at the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerPaymentSent {
+    /// Validation refused it: the customer was told, nothing moved.
+    Refused { reason: String },
+    /// Paid: the confirmation was delivered.
+    Confirmed,
+}
+
+/// A customer-initiated payment as the simulator sends it, to validation
+/// and then to confirmation: `{"type": "customer_payment", ...}`.
+#[derive(Debug, Serialize, Deserialize)]
+struct CustomerPaymentBody {
+    #[serde(rename = "type")]
+    kind: String,
+    transaction_id: String,
+    account_reference: String,
+    amount: i64,
+    currency: String,
+    phone: Option<String>,
+    payer_name: Option<String>,
+}
+
+const CUSTOMER_PAYMENT_TYPE: &str = "customer_payment";
+
+impl From<&CustomerPayment> for CustomerPaymentBody {
+    fn from(payment: &CustomerPayment) -> Self {
+        Self {
+            kind: CUSTOMER_PAYMENT_TYPE.to_owned(),
+            transaction_id: payment.rail_transaction_id.clone(),
+            account_reference: payment.account_reference.clone(),
+            amount: payment.amount.amount_minor,
+            currency: payment.amount.currency.code().to_owned(),
+            phone: payment.phone.clone(),
+            payer_name: payment.payer_name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ValidationAnswer {
+    accepted: bool,
+    reason: Option<String>,
 }
 
 /// The JSON the simulator POSTs, and reads back in [`Rail::parse_callback`].

@@ -147,6 +147,31 @@ impl Store {
                 ));
             }
         }
+
+        // Settlement, per entity: its reserve holds what its holds have not
+        // released; its settling account what its unpaid batches amount to
+        // (posted: a submitted batch's payout is still a pending hold); its
+        // available balance exactly its entries no batch settled yet.
+        let rows = sqlx::query(
+            "SELECT a.owner_id, a.kind, a.qualifier, a.posted_minor,                CASE WHEN a.kind = 'reserve' THEN (SELECT CAST(COALESCE(SUM(h.remaining_minor), 0) AS BIGINT)                    FROM reserve_holds h WHERE h.entity_id = a.owner_id AND h.released_at_ms IS NULL)                  WHEN a.kind = 'pending' THEN (SELECT CAST(COALESCE(SUM(s.amount_minor), 0) AS BIGINT)                    FROM settlements s WHERE s.entity_id = a.owner_id AND s.status <> 'paid')                  ELSE (SELECT CAST(COALESCE(SUM(e.amount_minor), 0) AS BIGINT) FROM ledger_entries e                    JOIN ledger_transfers t ON t.id = e.transfer_id WHERE e.account_id = a.id AND t.state = 'posted'                    AND NOT EXISTS (SELECT 1 FROM settlement_lines l WHERE l.transfer_id = e.transfer_id                      AND l.position = e.position)                    AND NOT EXISTS (SELECT 1 FROM settlements s WHERE s.transfer_id = e.transfer_id)) END AS expected              FROM ledger_accounts a WHERE a.owner_kind = 'entity'              AND (a.kind = 'reserve' OR (a.kind = 'pending' AND a.qualifier = 'settling') OR a.kind = 'available')",
+        )
+        .fetch_all(pool)
+        .await?;
+        for row in rows {
+            let (entity, kind): (String, String) = (row.try_get("owner_id")?, row.try_get("kind")?);
+            let (posted, expected): (i64, i64) =
+                (row.try_get("posted_minor")?, row.try_get("expected")?);
+            if posted != expected {
+                let what = match kind.as_str() {
+                    "reserve" => "its unreleased reserve holds",
+                    "pending" => "its unpaid settlements",
+                    _ => "its entries not yet settled",
+                };
+                report.problems.push(format!(
+                    "entity {entity}: the {kind} account stands at {posted} but {what} come to {expected}"
+                ));
+            }
+        }
         Ok(report)
     }
 }

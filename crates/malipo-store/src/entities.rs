@@ -2,7 +2,7 @@
 //! on what schedule, and whether the operator approved them (KYC, kept in
 //! the audit log).
 
-use malipo_core::{Currency, EntityId, Timestamp};
+use malipo_core::{Currency, EntityId, TestClockId, Timestamp};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -42,13 +42,19 @@ pub struct EntityRecord {
     pub kyc_reason: Option<String>,
     /// A JSON object.
     pub metadata: String,
+    /// A sandbox test clock whose time the entity's schedule and reserve
+    /// releases follow (test mode).
+    pub test_clock_id: Option<TestClockId>,
+    /// When its next scheduled batch is computed (`None` for `manual`).
+    pub next_settlement_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
-const COLUMNS: &str = "id, merchant_id, mode, name, currency, settlement_method, phone, rail, bank_name, \
+pub(crate) const COLUMNS: &str = "id, merchant_id, mode, name, currency, settlement_method, phone, rail, bank_name, \
      account_number, account_name, branch, swift, payout_schedule, payout_min_minor, reserve_bps, \
-     reserve_days, kyc_status, kyc_reason, metadata, created_at_ms, updated_at_ms";
+     reserve_days, kyc_status, kyc_reason, metadata, created_at_ms, updated_at_ms, test_clock_id, \
+     next_settlement_at_ms";
 
 fn values(entity: &EntityRecord) -> Vec<Value> {
     let none = || Value::from(None::<String>);
@@ -103,11 +109,13 @@ fn values(entity: &EntityRecord) -> Vec<Value> {
         Value::from(entity.metadata.clone()),
         Value::from(entity.created_at.unix_ms()),
         Value::from(entity.updated_at.unix_ms()),
+        Value::from(entity.test_clock_id.map(|id| id.to_string())),
+        Value::from(entity.next_settlement_at.map(Timestamp::unix_ms)),
     ]);
     row
 }
 
-fn from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("entities", column, reason);
     let id: String = row.try_get("id")?;
     let merchant_id: String = row.try_get("merchant_id")?;
@@ -146,6 +154,14 @@ fn from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
         kyc_status: row.try_get("kyc_status")?,
         kyc_reason: row.try_get("kyc_reason")?,
         metadata: row.try_get("metadata")?,
+        test_clock_id: row
+            .try_get::<Option<String>, _>("test_clock_id")?
+            .map(|id| TestClockId::parse(&id))
+            .transpose()
+            .map_err(|e| bad("test_clock_id", e.to_string()))?,
+        next_settlement_at: row
+            .try_get::<Option<i64>, _>("next_settlement_at_ms")?
+            .map(Timestamp::from_unix_ms),
         created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
         updated_at: Timestamp::from_unix_ms(row.try_get("updated_at_ms")?),
     })
@@ -210,6 +226,8 @@ impl Store {
         }
         sql.push(", metadata = ")
             .bind(entity.metadata.clone())
+            .push(", next_settlement_at_ms = ")
+            .bind(entity.next_settlement_at.map(Timestamp::unix_ms))
             .push(", updated_at_ms = ")
             .bind(entity.updated_at.unix_ms())
             .push(" WHERE id = ")

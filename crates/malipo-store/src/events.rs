@@ -19,6 +19,14 @@ type Transaction = sqlx::Transaction<'static, sqlx::Any>;
 pub trait ObjectViews: Send + Sync {
     fn payment(&self, payment: &PaymentRecord) -> String;
     fn payout(&self, payout: &PayoutRecord) -> String;
+    /// A reference, with the payment that just changed it.
+    fn payment_reference(
+        &self,
+        reference: &crate::PaymentReferenceRecord,
+        payment: Option<&crate::ReferencePaymentRecord>,
+    ) -> String;
+    fn reference_payment(&self, payment: &crate::ReferencePaymentRecord) -> String;
+    fn settlement(&self, settlement: &crate::SettlementRecord) -> String;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,6 +30,7 @@ mod payment_references;
 mod payments;
 mod payouts;
 mod plans;
+mod settlement;
 mod sql;
 mod webhooks;
 
@@ -62,9 +63,16 @@ pub use payments::{
     TenantPayments, UpdateOutcome,
 };
 pub use payouts::{
-    CreatePayoutOutcome, PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus, TenantPayouts,
+    CreatePayoutOutcome, PAYOUT_FOLLOW_UP_JOB, PayoutDestination, PayoutKind, PayoutRecord,
+    PayoutStatus, TenantPayouts,
 };
 pub use plans::{PlanProductRecord, TenantPlanProducts};
+pub use settlement::{
+    AssignError, ChargebackOutcome, ChargebackRecord, ComputeOutcome, CustomerPaymentIn,
+    CustomerPaymentOutcome, ENTITY_TICK_JOB, EntityAccounts, EntityBalances, InboundAccounts,
+    NewChargeback, PaymentSplit, ReferencePaymentFilter, ReferencePaymentRecord,
+    SETTLEMENT_SUBMIT_JOB, SettlementFilter, SettlementLine, SettlementRecord, split_payment,
+};
 pub use webhooks::{
     AttemptOutcome, AttemptsOf, DeliveryClaim, DeliveryTarget, EndpointUpdate, TenantWebhooks,
     WebhookAttemptRecord, WebhookEndpointRecord,

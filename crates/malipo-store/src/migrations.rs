@@ -74,12 +74,32 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_payment_references.sql"),
         postgres: include_str!("../migrations/postgres/0010_payment_references.sql"),
     },
+    Migration {
+        version: 11,
+        name: "0011_settlement",
+        sqlite: include_str!("../migrations/sqlite/0011_settlement.sql"),
+        postgres: include_str!("../migrations/postgres/0011_settlement.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.
 const POSTGRES_MIGRATION_LOCK: i64 = 0x6d61_6c69_706f;
 
 pub(crate) async fn run(store: &Store) -> Result<Vec<&'static str>, StoreError> {
+    // A database already current needs no write lock at all: a command run
+    // beside a busy server (`malipo entities approve`) must not queue for it.
+    if let Ok(rows) = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&store.pool)
+        .await
+    {
+        let applied: Vec<i64> = rows
+            .iter()
+            .filter_map(|row| sqlx::Row::try_get(row, "version").ok())
+            .collect();
+        if MIGRATIONS.iter().all(|m| applied.contains(&m.version)) {
+            return Ok(Vec::new());
+        }
+    }
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (\
              version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)",

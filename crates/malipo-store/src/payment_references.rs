@@ -24,6 +24,10 @@ pub struct PaymentReferenceRecord {
     /// What the customer is asked to pay.
     pub expected_total_minor: i64,
     pub paid_minor: i64,
+    /// What the payments so far covered of `fee_minor` (fees are taken first).
+    pub fee_paid_minor: i64,
+    /// Paid beyond `expected_total_minor`: held on the entity, refundable.
+    pub overpaid_minor: i64,
     /// `open`, `partially_paid`, `paid`, `closed`.
     pub status: String,
     pub idempotency_key: Option<String>,
@@ -51,9 +55,9 @@ pub struct ReferenceFilter {
     pub number: Option<String>,
 }
 
-const COLUMNS: &str = "id, merchant_id, mode, entity_id, number, name, memo, currency, merchant_amount_minor, \
+pub(crate) const COLUMNS: &str = "id, merchant_id, mode, entity_id, number, name, memo, currency, merchant_amount_minor, \
      fee_minor, fee_payer, expected_total_minor, paid_minor, status, idempotency_key, metadata, created_at_ms, \
-     updated_at_ms, closed_at_ms";
+     updated_at_ms, closed_at_ms, fee_paid_minor, overpaid_minor";
 
 fn values(r: &PaymentReferenceRecord) -> Vec<Value> {
     vec![
@@ -76,10 +80,12 @@ fn values(r: &PaymentReferenceRecord) -> Vec<Value> {
         Value::from(r.created_at.unix_ms()),
         Value::from(r.updated_at.unix_ms()),
         Value::from(r.closed_at.map(Timestamp::unix_ms)),
+        Value::from(r.fee_paid_minor),
+        Value::from(r.overpaid_minor),
     ]
 }
 
-fn from_row(row: &AnyRow) -> Result<PaymentReferenceRecord, StoreError> {
+pub(crate) fn from_row(row: &AnyRow) -> Result<PaymentReferenceRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("payment_references", column, reason);
     let id: String = row.try_get("id")?;
     let merchant_id: String = row.try_get("merchant_id")?;
@@ -106,6 +112,8 @@ fn from_row(row: &AnyRow) -> Result<PaymentReferenceRecord, StoreError> {
             .ok_or_else(|| bad("fee_payer", fee_payer.clone()))?,
         expected_total_minor: row.try_get("expected_total_minor")?,
         paid_minor: row.try_get("paid_minor")?,
+        fee_paid_minor: row.try_get("fee_paid_minor")?,
+        overpaid_minor: row.try_get("overpaid_minor")?,
         status: row.try_get("status")?,
         idempotency_key: row.try_get("idempotency_key")?,
         metadata: row.try_get("metadata")?,

@@ -11,7 +11,7 @@ use crate::events::{NewEvent, ObjectViews};
 use crate::jobs::{NewJob, enqueue_in};
 use crate::ledger::{post_transfers_in, settle_pending_in};
 use crate::sql::Sql;
-use crate::{Page, PageRequest, Store, StoreError, Tenant};
+use crate::{Backend, Page, PageRequest, Store, StoreError, Tenant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayoutKind {
@@ -93,7 +93,13 @@ pub struct PayoutRecord {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+    /// Why the platform sent it (`settlement:stl_…`, `reference_payment:rpay_…`);
+    /// its final state then queues a [`PAYOUT_FOLLOW_UP_JOB`].
+    pub purpose: Option<String>,
 }
+
+/// Follows up a payout with a purpose once it is final.
+pub const PAYOUT_FOLLOW_UP_JOB: &str = "payout.follow_up";
 
 impl PayoutRecord {
     pub fn tenant(&self) -> Tenant {
@@ -122,7 +128,7 @@ pub enum CreatePayoutOutcome {
 const COLUMNS: &str = "id, kind, merchant_id, mode, status, amount_minor, currency, fee_minor, destination_kind, \
      phone, bank_code, account_number, account_name, rail, rail_transaction_id, payment_id, merchant_reference, \
      request_fingerprint, description, metadata, hold_transfer_id, failure_code, failure_message, created_at_ms, \
-     updated_at_ms, completed_at_ms, idempotency_key";
+     updated_at_ms, completed_at_ms, idempotency_key, purpose";
 
 fn from_row(row: &AnyRow) -> Result<PayoutRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("payouts", column, reason);
@@ -185,6 +191,7 @@ fn from_row(row: &AnyRow) -> Result<PayoutRecord, StoreError> {
         created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
         updated_at: Timestamp::from_unix_ms(row.try_get("updated_at_ms")?),
         completed_at: completed_at.map(Timestamp::from_unix_ms),
+        purpose: row.try_get("purpose")?,
     })
 }
 
@@ -215,6 +222,86 @@ async fn find_by_reference_in(
         }
     }
     Ok(None)
+}
+
+/// Posts a payout's hold and inserts it: the created payout (with its hold),
+/// `None` if another with its reference exists, or why the ledger refused.
+pub(crate) async fn insert_payout_in(
+    transaction: &mut Transaction,
+    backend: Backend,
+    payout: &PayoutRecord,
+    hold: &NewTransfer,
+) -> Result<Result<Option<PayoutRecord>, CreatePayoutOutcome>, StoreError> {
+    let now = payout.created_at;
+    let posted = post_transfers_in(&mut *transaction, backend, std::slice::from_ref(hold), now)
+        .await?
+        .pop()
+        .expect("one result per transfer");
+    let hold_id = match posted {
+        Ok(posted) => posted.id,
+        Err(LedgerError::WouldGoNegative { .. }) => {
+            return Ok(Err(CreatePayoutOutcome::InsufficientBalance));
+        }
+        Err(error) => return Ok(Err(CreatePayoutOutcome::Refused(error))),
+    };
+    let (destination_kind, phone, bank_code, account_number, account_name) = match &payout
+        .destination
+    {
+        PayoutDestination::Wallet { phone } => ("wallet", Some(phone.clone()), None, None, None),
+        PayoutDestination::Bank {
+            bank_code,
+            account_number,
+            account_name,
+        } => (
+            "bank",
+            None,
+            Some(bank_code.clone()),
+            Some(account_number.clone()),
+            Some(account_name.clone()),
+        ),
+    };
+    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO payouts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
+             ON CONFLICT DO NOTHING"
+        )))
+        .bind(payout.id.clone())
+        .bind(payout.kind.as_str())
+        .bind(payout.merchant_id.to_string())
+        .bind(payout.mode.as_str())
+        .bind(payout.status.as_str())
+        .bind(payout.amount.amount_minor)
+        .bind(payout.amount.currency.code())
+        .bind(payout.fee_minor)
+        .bind(destination_kind)
+        .bind(phone)
+        .bind(bank_code)
+        .bind(account_number)
+        .bind(account_name)
+        .bind(payout.rail.clone())
+        .bind(payout.rail_transaction_id.clone())
+        .bind(payout.payment_id.map(|id| id.to_string()))
+        .bind(payout.merchant_reference.clone())
+        .bind(payout.request_fingerprint.clone())
+        .bind(payout.description.clone())
+        .bind(payout.metadata.clone())
+        .bind(hold_id.to_string())
+        .bind(payout.failure_code.clone())
+        .bind(payout.failure_message.clone())
+        .bind(now.unix_ms())
+        .bind(now.unix_ms())
+        .bind(None::<i64>)
+        .bind(payout.idempotency_key.clone())
+        .bind(payout.purpose.clone())
+        .execute(&mut **transaction)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        return Ok(Ok(None));
+    }
+    let mut created = payout.clone();
+    created.hold_transfer_id = Some(hold_id);
+    Ok(Ok(Some(created)))
 }
 
 impl Store {
@@ -258,75 +345,12 @@ impl Store {
                 });
             }
         }
-        let posted = post_transfers_in(
-            &mut transaction,
-            self.backend(),
-            std::slice::from_ref(hold),
-            now,
-        )
-        .await?
-        .pop()
-        .expect("one result per transfer");
-        let hold_id = match posted {
-            Ok(posted) => posted.id,
-            Err(LedgerError::WouldGoNegative { .. }) => {
-                return Ok(CreatePayoutOutcome::InsufficientBalance);
-            }
-            Err(error) => return Ok(CreatePayoutOutcome::Refused(error)),
-        };
-        let (destination_kind, phone, bank_code, account_number, account_name) =
-            match &payout.destination {
-                PayoutDestination::Wallet { phone } => {
-                    ("wallet", Some(phone.clone()), None, None, None)
-                }
-                PayoutDestination::Bank {
-                    bank_code,
-                    account_number,
-                    account_name,
-                } => (
-                    "bank",
-                    None,
-                    Some(bank_code.clone()),
-                    Some(account_number.clone()),
-                    Some(account_name.clone()),
-                ),
+        let inserted =
+            match insert_payout_in(&mut transaction, self.backend(), payout, hold).await? {
+                Ok(inserted) => inserted,
+                Err(refused) => return Ok(refused),
             };
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO payouts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) \
-             ON CONFLICT DO NOTHING"
-        )))
-        .bind(payout.id.clone())
-        .bind(payout.kind.as_str())
-        .bind(payout.merchant_id.to_string())
-        .bind(payout.mode.as_str())
-        .bind(payout.status.as_str())
-        .bind(payout.amount.amount_minor)
-        .bind(payout.amount.currency.code())
-        .bind(payout.fee_minor)
-        .bind(destination_kind)
-        .bind(phone)
-        .bind(bank_code)
-        .bind(account_number)
-        .bind(account_name)
-        .bind(payout.rail.clone())
-        .bind(payout.rail_transaction_id.clone())
-        .bind(payout.payment_id.map(|id| id.to_string()))
-        .bind(payout.merchant_reference.clone())
-        .bind(payout.request_fingerprint.clone())
-        .bind(payout.description.clone())
-        .bind(payout.metadata.clone())
-        .bind(hold_id.to_string())
-        .bind(payout.failure_code.clone())
-        .bind(payout.failure_message.clone())
-        .bind(now.unix_ms())
-        .bind(now.unix_ms())
-        .bind(None::<i64>)
-        .bind(payout.idempotency_key.clone())
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let Some(created) = inserted else {
             // A concurrent create with the same reference won; ours rolls back.
             drop(transaction);
             let mut transaction = self.begin_write().await?;
@@ -340,10 +364,8 @@ impl Store {
                     CreatePayoutOutcome::ReferenceConflict(Box::new(existing))
                 },
             );
-        }
+        };
         enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
-        let mut created = payout.clone();
-        created.hold_transfer_id = Some(hold_id);
         let event = NewEvent::for_payout(views, &created, now);
         self.commit_with_events(transaction, std::slice::from_ref(&event))
             .await?;
@@ -433,6 +455,10 @@ impl Store {
                 .bind(payment_id.to_string())
                 .execute(&mut *transaction)
                 .await?;
+        }
+        if payout.purpose.is_some() {
+            let job = NewJob::new(PAYOUT_FOLLOW_UP_JOB, &payout.id, now).urgent();
+            enqueue_in(&mut transaction, self.backend(), &[job], now).await?;
         }
         let event = NewEvent::for_payout(views, &payout, now);
         self.commit_with_events(transaction, std::slice::from_ref(&event))

@@ -206,6 +206,14 @@ pub const EVENT_TYPES: &[&str] = &[
     "installment.overdue",
     "test_clock.advancing",
     "test_clock.ready",
+    "payment_reference.paid",
+    "payment_reference.partially_paid",
+    "payment_reference.overpaid",
+    "payment.unmatched",
+    "settlement.computed",
+    "settlement.submitted",
+    "settlement.paid",
+    "settlement.failed",
 ];
 
 /// An event type, or `category.*` for a category that has types.

@@ -161,19 +161,21 @@ impl Application {
             poll_after_ms: config.simulator_poll_after_ms,
             signing_secret: master_key.derive("simulator callbacks").to_vec(),
         });
-        let rails = Rails::default().with(Arc::new(simulator));
+        let rails = Rails::default().with(Arc::new(simulator.clone()));
         let payments_config = PaymentsConfig {
             public_url: public_url.trim_end_matches('/').to_owned(),
             platform_credit_rules: config.platform_credit_rules()?,
+            settlement_time_zone: config.settlement_time_zone()?,
             ..PaymentsConfig::default()
         };
-        let payments = Payments::new(
+        let mut payments = Payments::new(
             store.clone(),
             clock.clone(),
             rails,
             payments_config,
             &master_key,
         );
+        payments.sandbox = Some(simulator);
         let webhooks = Webhooks::new(
             store.clone(),
             clock.clone(),

@@ -67,6 +67,9 @@ pub struct Config {
     /// The most a customer's open plans may finance across all merchants,
     /// per currency code (minor units).
     pub bnpl_max_financed_per_customer: std::collections::BTreeMap<String, i64>,
+    /// The time zone whose midnights are settlement cut-offs (daily, on
+    /// Mondays for weekly, on the 1st for monthly).
+    pub settlement_time_zone: String,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             bnpl_active_plan_scope: "merchant".to_owned(),
             bnpl_blocked_phones: Vec::new(),
             bnpl_max_financed_per_customer: std::collections::BTreeMap::new(),
+            settlement_time_zone: "Africa/Nairobi".to_owned(),
         }
     }
 }
@@ -133,9 +137,23 @@ const ENV_KEYS: &[&str] = &[
     "bnpl_active_plan_scope",
     "bnpl_blocked_phones",
     "bnpl_max_financed_per_customer",
+    "settlement_time_zone",
 ];
 
 impl Config {
+    /// The settlement time zone, checked.
+    pub fn settlement_time_zone(&self) -> anyhow::Result<malipo_core::TimeZone> {
+        malipo_core::TimeZone::parse(&self.settlement_time_zone).ok_or_else(|| {
+            anyhow::anyhow!(
+                "settlement_time_zone: `{}` is not one of {}",
+                self.settlement_time_zone,
+                malipo_core::TimeZone::names()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
     /// The platform's credit rules for every merchant's checkouts, checked.
     pub fn platform_credit_rules(&self) -> anyhow::Result<malipo_payments::bnpl::CreditRules> {
         if !matches!(

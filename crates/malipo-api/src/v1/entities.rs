@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use malipo_core::{Currency, EntityId, Scope, ScopeFamily, Timestamp};
+use malipo_core::{Currency, EntityId, Scope, ScopeFamily, TestClockId, Timestamp};
 use malipo_store::{EntityRecord, SettlementMethod};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,7 +31,7 @@ pub enum PayoutSchedule {
     Daily,
     Weekly,
     Monthly,
-    /// Only when the merchant asks (settlement batches are not built yet).
+    /// Only when the merchant asks (`POST /v1/settlements`).
     Manual,
 }
 
@@ -98,6 +98,9 @@ pub struct EntityIn {
     #[schema(minimum = 0, maximum = 365)]
     pub reserve_days: Option<i64>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Test mode: a test clock (`clock_…`) whose time the entity's
+    /// schedule and reserve releases follow.
+    pub test_clock: Option<String>,
 }
 
 /// A change of an entity's settings: the fields given replace the current
@@ -139,6 +142,9 @@ pub struct EntityOut {
     pub reserve_days: i64,
     pub kyc: KycOut,
     pub metadata: BTreeMap<String, String>,
+    pub test_clock: Option<TestClockId>,
+    /// When its next scheduled batch is computed (none for `manual`).
+    pub next_settlement_at: Option<Timestamp>,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
@@ -173,6 +179,8 @@ impl From<EntityRecord> for EntityOut {
             payout_min_amount: entity.payout_min_minor,
             reserve_percent_bps: entity.reserve_bps,
             reserve_days: entity.reserve_days,
+            test_clock: entity.test_clock_id,
+            next_settlement_at: entity.next_settlement_at,
             kyc: KycOut {
                 status: entity.kyc_status,
                 reason: entity.kyc_reason,
@@ -288,17 +296,39 @@ pub async fn create_entity(
     caller.require(Scope::write(ScopeFamily::Entities))?;
     let currency = parse_currency("currency", &input.currency)?;
     let now = state.clock.now();
+    let test_clock = match input.test_clock {
+        Some(id) => {
+            let id = TestClockId::parse(&id).map_err(|_| {
+                ApiError::invalid(
+                    "test_clock",
+                    "`test_clock` must be a test clock id, `clock_…`.",
+                )
+            })?;
+            if caller.tenant.mode.is_live() {
+                return Err(ApiError::invalid(
+                    "test_clock",
+                    "Test clocks exist only in test mode.",
+                ));
+            }
+            Some(state.payments.find_test_clock(caller.tenant, id).await?)
+        }
+        None => None,
+    };
+    let schedule = input
+        .payout_schedule
+        .unwrap_or(PayoutSchedule::Manual)
+        .as_str()
+        .to_owned();
+    let entity_now = test_clock.as_ref().map_or(now, |clock| clock.frozen_time);
     let entity = EntityRecord {
         id: EntityId::generate(),
         tenant: caller.tenant,
         name: required_text("name", &input.name)?,
         currency,
         method: parse_settlement(input.settlement, currency)?,
-        payout_schedule: input
-            .payout_schedule
-            .unwrap_or(PayoutSchedule::Manual)
-            .as_str()
-            .to_owned(),
+        next_settlement_at: state.payments.next_settlement_at(&schedule, entity_now),
+        test_clock_id: test_clock.map(|clock| clock.id),
+        payout_schedule: schedule,
         payout_min_minor: bounded(
             "payout_min_amount",
             input.payout_min_amount.unwrap_or(0),
@@ -321,6 +351,7 @@ pub async fn create_entity(
         updated_at: now,
     };
     state.store.create_entity(&entity, &caller.actor()).await?;
+    state.payments.schedule_entity(&entity).await?;
     Ok((StatusCode::CREATED, Json(EntityOut::from(entity))).into_response())
 }
 
@@ -382,8 +413,25 @@ pub async fn update_entity(
     if let Some(settlement) = input.settlement {
         entity.method = parse_settlement(settlement, entity.currency)?;
     }
-    if let Some(schedule) = input.payout_schedule {
+    let mut rescheduled = false;
+    if let Some(schedule) = input.payout_schedule
+        && schedule.as_str() != entity.payout_schedule
+    {
         entity.payout_schedule = schedule.as_str().to_owned();
+        let entity_now = match entity.test_clock_id {
+            Some(clock) => {
+                state
+                    .payments
+                    .find_test_clock(caller.tenant, clock)
+                    .await?
+                    .frozen_time
+            }
+            None => state.clock.now(),
+        };
+        entity.next_settlement_at = state
+            .payments
+            .next_settlement_at(&entity.payout_schedule, entity_now);
+        rescheduled = true;
     }
     if let Some(amount) = input.payout_min_amount {
         entity.payout_min_minor = bounded("payout_min_amount", amount, i64::MAX)?;
@@ -400,6 +448,9 @@ pub async fn update_entity(
     entity.updated_at = state.clock.now();
     if !state.store.update_entity(&entity, &caller.actor()).await? {
         return Err(ApiError::not_found("entity", &id));
+    }
+    if rescheduled {
+        state.payments.schedule_entity(&entity).await?;
     }
     Ok(Json(entity.into()))
 }

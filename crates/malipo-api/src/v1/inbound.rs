@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use malipo_core::InboundId;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -48,12 +49,7 @@ pub async fn receive_inbound(
     if !plausible {
         return Err(ApiError::not_found("rail", &rail));
     }
-    let pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect();
+    let pairs = header_pairs(&headers);
     let headers_json = serde_json::to_string(&pairs).expect("header pairs serialize");
     let id = state
         .store
@@ -66,6 +62,66 @@ pub async fn receive_inbound(
     ))
 }
 
+/// Answer a rail's validation request, sent before a customer pays a
+/// number from their wallet (M-Pesa C2B validation): a number whose check
+/// digit is wrong, unknown, or closed is refused, so the customer's money
+/// never leaves their wallet. The answer is in the rail's own format.
+#[utoipa::path(post, path = "/v1/inbound/{rail}/validate", tag = "inbound",
+    params(("rail" = String, Path, description = "The rail that asks, e.g. `simulator`.")),
+    request_body(content = Option<String>, description = "The rail's own validation request (JSON for the simulator).", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Accepted or refused, in the rail's format (the simulator's: `{\"accepted\": bool, \"reason\"}`).", body = Object),
+        (status = 400, description = "Not a validation request this rail signed.", body = ErrorEnvelope),
+        (status = 404, description = "No such rail.", body = ErrorEnvelope),
+    ))]
+pub async fn validate_inbound(
+    State(state): State<AppState>,
+    Path(rail_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(rail) = state.payments.rails.get(&rail_id) else {
+        return Err(ApiError::not_found("rail", &rail_id));
+    };
+    let pairs = header_pairs(&headers);
+    let payment = match rail.parse_customer_payment(&pairs, &body) {
+        Ok(Some(payment)) => payment,
+        Ok(None) => {
+            return Err(ApiError::invalid(
+                "body",
+                "Not a customer payment validation request.",
+            ));
+        }
+        Err(error) => return Err(ApiError::invalid("body", error.to_string())),
+    };
+    let refusal = if crate::v1::reference_payments::plausible_number(&payment.account_reference) {
+        state
+            .payments
+            .validate_customer_payment(&rail_id, &payment)
+            .await?
+    } else {
+        Some("not a reference number (check digit)")
+    };
+    let (status, answer) = rail.validation_answer(refusal);
+    Ok((
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response())
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(receive_inbound))
+    OpenApiRouter::new()
+        .routes(routes!(receive_inbound))
+        .routes(routes!(validate_inbound))
 }

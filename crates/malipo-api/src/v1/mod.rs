@@ -17,6 +17,8 @@ pub mod payment_references;
 pub mod payments;
 pub mod payouts;
 pub mod plans;
+pub mod reference_payments;
+pub mod settlements;
 pub mod test_clocks;
 pub mod webhook_endpoints;
 

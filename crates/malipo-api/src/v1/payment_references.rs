@@ -8,11 +8,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use malipo_core::{
-    Direction, EntityId, FeePayer, Money, PaymentReferenceId, Scope, ScopeFamily, Timestamp,
-};
+use malipo_core::{Direction, EntityId, FeePayer, Money, PaymentReferenceId, Scope, ScopeFamily};
 use malipo_store::{CreateReferenceOutcome, FeeContext, PaymentReferenceRecord, ReferenceFilter};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -48,59 +46,7 @@ pub struct PaymentReferenceIn {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PaymentReferenceOut {
-    pub id: PaymentReferenceId,
-    #[schema(example = "payment_reference")]
-    pub object: &'static str,
-    pub livemode: bool,
-    /// What the customer types: digits, the last a check digit.
-    #[schema(example = "482913574")]
-    pub number: String,
-    pub entity: EntityId,
-    pub name: String,
-    pub memo: String,
-    pub currency: String,
-    pub merchant_amount: i64,
-    pub fee: i64,
-    /// `customer` (the fee is added to what the customer pays) or `merchant`.
-    pub fee_payer: String,
-    /// What the customer is asked to pay.
-    pub expected_total: i64,
-    pub amount_paid: i64,
-    /// `open`, `partially_paid`, `paid` or `closed`.
-    pub status: String,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    pub created: Timestamp,
-    pub updated: Timestamp,
-    pub closed: Option<Timestamp>,
-}
-
-impl From<PaymentReferenceRecord> for PaymentReferenceOut {
-    fn from(r: PaymentReferenceRecord) -> Self {
-        Self {
-            id: r.id,
-            object: "payment_reference",
-            livemode: r.tenant.mode.is_live(),
-            number: r.number,
-            entity: r.entity_id,
-            name: r.name,
-            memo: r.memo,
-            currency: r.currency.code().to_owned(),
-            merchant_amount: r.merchant_amount_minor,
-            fee: r.fee_minor,
-            fee_payer: r.fee_payer.as_str().to_owned(),
-            expected_total: r.expected_total_minor,
-            amount_paid: r.paid_minor,
-            status: r.status,
-            metadata: serde_json::from_str(&r.metadata).unwrap_or_default(),
-            created: r.created_at,
-            updated: r.updated_at,
-            closed: r.closed_at,
-        }
-    }
-}
+pub use malipo_payments::settlement::objects::PaymentReferenceOut;
 
 fn parse_entity(param: &str, id: &str) -> Result<EntityId, ApiError> {
     EntityId::parse(id)
@@ -207,6 +153,8 @@ pub async fn create_payment_reference(
         fee_payer: payer,
         expected_total_minor: expected_total,
         paid_minor: 0,
+        fee_paid_minor: 0,
+        overpaid_minor: 0,
         status: "open".to_owned(),
         idempotency_key: crate::idempotency::request_key(&headers),
         metadata: parse_metadata(input.metadata)?,

@@ -1,5 +1,6 @@
-//! Sandbox test clocks: plans attached to one take its time as now, and an
-//! advance walks it forward through every moment a plan needs the worker,
+//! Sandbox test clocks: plans and settlement entities attached to one take
+//! its time as now, and an advance walks it forward through every moment a
+//! plan or an entity (a batch, a reserve release) needs the worker,
 //! waiting at each for the rail's answers, so collections, retries,
 //! delinquency and default happen as real time would make them, in seconds.
 
@@ -115,10 +116,18 @@ impl Payments {
             if clock.status != "advancing" {
                 return Ok(None);
             }
-            if self.store.test_clock_busy(id).await? {
+            if self.store.test_clock_busy(id).await?
+                || self.store.test_clock_settlements_in_flight(id).await?
+            {
                 return Ok(Some(self.clock.now().plus_ms(BUSY_RECHECK_MS)));
             }
-            match self.store.test_clock_next_tick(id).await? {
+            let next_plan = self.store.test_clock_next_tick(id).await?;
+            let next_entity = self.store.test_clock_next_entity_tick(id).await?;
+            let next = match (next_plan, next_entity) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match next {
                 Some(next) if next <= clock.target_time && last_step != Some(next) => {
                     // A plan still due at the same time after its tick, with
                     // nothing in flight, would hold the clock for ever: the
@@ -131,6 +140,12 @@ impl Payments {
                     for plan in self.store.test_clock_due_plans(id, at).await? {
                         if let Err(error) = self.tick_plan(plan, None).await {
                             tracing::warn!(plan = %plan, %error, "test clock: plan tick failed");
+                            return Ok(Some(self.clock.now().plus_ms(1_000)));
+                        }
+                    }
+                    for entity in self.store.test_clock_due_entities(id, at).await? {
+                        if let Err(error) = self.tick_entity(entity).await {
+                            tracing::warn!(entity = %entity, %error, "test clock: entity tick failed");
                             return Ok(Some(self.clock.now().plus_ms(1_000)));
                         }
                     }

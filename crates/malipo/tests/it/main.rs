@@ -20,4 +20,5 @@ mod payouts;
 mod plans;
 mod process;
 mod references;
+mod settlement;
 mod webhooks;
