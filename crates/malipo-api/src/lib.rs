@@ -12,6 +12,7 @@ pub mod hosted;
 pub mod hosted_checkout;
 pub mod idempotency;
 pub mod metrics;
+pub mod operator;
 pub mod pagination;
 pub mod request_id;
 pub mod v1;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub payments: malipo_payments::Payments,
     pub keys: auth::KeyCache,
     pub webhooks: malipo_webhooks::Webhooks,
+    /// The operator API's token, hashed; `None` turns that API off.
+    pub operator_token_sha256: Option<[u8; 32]>,
     /// Turns true when the server begins to shut down: endless responses
     /// (the event stream) end then, so graceful shutdown can finish.
     pub stopping: tokio::sync::watch::Receiver<bool>,
@@ -64,6 +67,7 @@ pub struct AppState {
         (name = "events", description = "What happened: every state change, with the object as it was."),
         (name = "webhooks", description = "Endpoints that receive events, signed, with retries for three days."),
         (name = "settlements", description = "Batches paying out each entity's balance, statements, reserves and chargebacks."),
+        (name = "operator", description = "The operator's own API (the operator token, not a merchant key): the KYC queue."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
         (name = "fees", description = "Fee schedules and fee quotes."),
@@ -86,6 +90,12 @@ impl Modify for BearerKeys {
                 .to_owned(),
         );
         components.add_security_scheme("api_key", SecurityScheme::Http(scheme));
+        let mut operator = Http::new(HttpAuthScheme::Bearer);
+        operator.description = Some(
+            "The operator token (`operator_token` in the configuration), for `/operator/…`."
+                .to_owned(),
+        );
+        components.add_security_scheme("operator_token", SecurityScheme::Http(operator));
     }
 }
 
@@ -127,6 +137,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
         .merge(v1::inbound::router())
+        .merge(operator::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
@@ -137,6 +148,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let state_free = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(v1_routes())
         .merge(v1::inbound::router())
+        .merge(operator::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));

@@ -172,6 +172,30 @@ impl Store {
                 ));
             }
         }
+
+        // Customer payments no reference took: the suspense holds exactly
+        // those not yet assigned or refunded.
+        let rows = sqlx::query(
+            "SELECT a.mode, a.currency, a.posted_minor, (SELECT CAST(COALESCE(SUM(r.amount_minor), 0) AS BIGINT) \
+               FROM reference_payments r WHERE r.mode = a.mode AND r.currency = a.currency \
+               AND r.status IN ('unmatched', 'refunding')) AS expected \
+             FROM ledger_accounts a WHERE a.owner_kind = 'platform' AND a.kind = 'suspense' \
+             AND a.qualifier = 'unmatched'",
+        )
+        .fetch_all(pool)
+        .await?;
+        for row in rows {
+            let (mode, currency): (String, String) =
+                (row.try_get("mode")?, row.try_get("currency")?);
+            let (posted, expected): (i64, i64) =
+                (row.try_get("posted_minor")?, row.try_get("expected")?);
+            if posted != expected {
+                report.problems.push(format!(
+                    "the {mode} {currency} suspense of unmatched payments stands at {posted} \
+                     but the unmatched payments come to {expected}"
+                ));
+            }
+        }
         Ok(report)
     }
 }

@@ -272,6 +272,30 @@ impl Store {
             .await
     }
 
+    /// Every merchant's entities, newest first, optionally those whose KYC
+    /// is `kyc_status` (the operator's queue).
+    pub async fn list_entities_by_kyc(
+        &self,
+        kyc_status: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<EntityRecord>, StoreError> {
+        let mut sql = Sql::new(
+            self.backend(),
+            &format!("SELECT {COLUMNS} FROM entities WHERE 1 = 1"),
+        );
+        if let Some(status) = kyc_status {
+            sql.push(" AND kyc_status = ").bind(status);
+        }
+        if let Some(after) = &page.starting_after {
+            sql.push(" AND id < ").bind(after.clone());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(page.limit) + 1);
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let records = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(records, page.limit))
+    }
+
     /// The operator's KYC decision (`approved` or `rejected`, with a
     /// reason), recorded in the audit log with the entity's change.
     pub async fn set_entity_kyc(

@@ -1155,6 +1155,85 @@ impl Store {
         Ok(Some(settlement))
     }
 
+    /// Starts refunding a reference payment to the wallet it came from: an
+    /// unmatched one whole (it becomes the tenant's, `refunding`), or a
+    /// matched one's overpayment. The payout's hold on the money and the
+    /// payment's change are one transaction, guarded on the payment having
+    /// no refund under way: it is never refunded twice. `None`: it changed.
+    pub async fn start_reference_refund(
+        &self,
+        tenant: Tenant,
+        payment: &ReferencePaymentRecord,
+        refund: &PayoutRecord,
+        hold: &NewTransfer,
+        jobs: &[NewJob],
+        views: &dyn ObjectViews,
+    ) -> Result<Option<ReferencePaymentRecord>, StoreError> {
+        let now = refund.created_at;
+        let mut transaction = self.begin_write().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE reference_payments SET merchant_id = $1, refund_payout_id = $2, updated_at_ms = $3, \
+             status = CASE WHEN status = 'unmatched' THEN 'refunding' ELSE status END \
+             WHERE id = $4 AND mode = $5 AND status = $6 AND refund_payout_id IS NULL \
+             AND (merchant_id = $1 OR merchant_id IS NULL) RETURNING {RPAY_COLUMNS}"
+        )))
+        .bind(tenant.merchant_id.to_string())
+        .bind(refund.id.clone())
+        .bind(now.unix_ms())
+        .bind(payment.id.to_string())
+        .bind(tenant.mode.as_str())
+        .bind(payment.status.clone())
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(updated) = row.as_ref().map(rpay_from_row).transpose()? else {
+            return Ok(None);
+        };
+        match insert_payout_in(&mut transaction, self.backend(), refund, hold).await? {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(bad("payouts", "id", "a refund id collided")),
+            Err(CreatePayoutOutcome::InsufficientBalance) => return Ok(None),
+            Err(other) => return Err(bad("payouts", "hold_transfer_id", format!("{other:?}"))),
+        }
+        enqueue_in(&mut transaction, self.backend(), jobs, now).await?;
+        let event = NewEvent::new(
+            tenant,
+            "refund.pending",
+            &refund.id,
+            views.payout(refund),
+            now,
+        );
+        self.commit_with_events(transaction, &[event]).await?;
+        Ok(Some(updated))
+    }
+
+    /// Follows a reference payment's refund to its end: `refunded`, or (it
+    /// failed, the money back where it was) as before, refundable again.
+    pub async fn finish_reference_refund(
+        &self,
+        payout: &PayoutRecord,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let query = match payout.status {
+            PayoutStatus::Pending => return Ok(()),
+            PayoutStatus::Succeeded => {
+                "UPDATE reference_payments SET updated_at_ms = $1, \
+                 status = CASE WHEN status = 'refunding' THEN 'refunded' ELSE status END \
+                 WHERE refund_payout_id = $2"
+            }
+            PayoutStatus::Failed => {
+                "UPDATE reference_payments SET updated_at_ms = $1, refund_payout_id = NULL, \
+                 status = CASE WHEN status = 'refunding' THEN 'unmatched' ELSE status END \
+                 WHERE refund_payout_id = $2"
+            }
+        };
+        sqlx::query(query)
+            .bind(now.unix_ms())
+            .bind(payout.id.clone())
+            .execute(&self.writes)
+            .await?;
+        Ok(())
+    }
+
     /// Follows a batch's payout to its end: `paid`, or `failed` (its money
     /// back in the entity's settling account, waiting for a retry).
     pub async fn finish_settlement(

@@ -184,6 +184,7 @@ impl Application {
         );
         let (stopping, stopping_receiver) = watch::channel(false);
         let state = AppState {
+            operator_token_sha256: config.operator_token_sha256()?,
             store: store.clone(),
             clock,
             master_key,

@@ -70,6 +70,9 @@ pub struct Config {
     /// The time zone whose midnights are settlement cut-offs (daily, on
     /// Mondays for weekly, on the 1st for monthly).
     pub settlement_time_zone: String,
+    /// The bearer token of the operator API (`/operator/…`); unset, that
+    /// API refuses every request. Keep it as secret as the master key.
+    pub operator_token: Option<String>,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             bnpl_blocked_phones: Vec::new(),
             bnpl_max_financed_per_customer: std::collections::BTreeMap::new(),
             settlement_time_zone: "Africa/Nairobi".to_owned(),
+            operator_token: None,
         }
     }
 }
@@ -138,9 +142,21 @@ const ENV_KEYS: &[&str] = &[
     "bnpl_blocked_phones",
     "bnpl_max_financed_per_customer",
     "settlement_time_zone",
+    "operator_token",
 ];
 
 impl Config {
+    /// The operator token's SHA-256, checked: long enough to resist guessing.
+    pub fn operator_token_sha256(&self) -> anyhow::Result<Option<[u8; 32]>> {
+        match self.operator_token.as_deref().map(str::trim) {
+            None => Ok(None),
+            Some(token) if token.len() < 32 => {
+                anyhow::bail!("operator_token must be at least 32 characters")
+            }
+            Some(token) => Ok(Some(malipo_api::operator::token_sha256(token))),
+        }
+    }
+
     /// The settlement time zone, checked.
     pub fn settlement_time_zone(&self) -> anyhow::Result<malipo_core::TimeZone> {
         malipo_core::TimeZone::parse(&self.settlement_time_zone).ok_or_else(|| {

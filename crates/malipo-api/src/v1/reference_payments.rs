@@ -188,6 +188,34 @@ pub async fn assign_reference_payment(
     Ok(Json(PaymentReferenceOut::new(&reference, Some(&payment))))
 }
 
+/// Refund a payment to the wallet it came from: an unmatched one whole (it
+/// becomes yours, `refunding`, then `refunded`), or a matched one's
+/// overpayment. Its refund (`re_…`, in `/v1/refunds`) is named in
+/// `refund_payout`; a failed one leaves the payment refundable again.
+#[utoipa::path(post, path = "/v1/reference-payments/{id}/refund", tag = "payment references",
+    params(("id" = String, Path, description = "The payment's id, `rpay_…`.")),
+    security(("api_key" = ["payments:write"])),
+    responses(
+        (status = 200, description = "The refund is under way.", body = ReferencePaymentOut),
+        (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
+        (status = 403, description = "The key lacks the scope this route needs.", body = ErrorEnvelope),
+        (status = 404, description = "No such payment.", body = ErrorEnvelope),
+        (status = 409, description = "`INVALID_STATE`: nothing to refund, or a refund is under way or done.", body = ErrorEnvelope),
+        (status = 503, description = "`RAIL_UNAVAILABLE`: its rail is not configured.", body = ErrorEnvelope),
+    ))]
+pub async fn refund_reference_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReferencePaymentOut>, ApiError> {
+    caller.require(Scope::write(ScopeFamily::Payments))?;
+    let payment = state
+        .payments
+        .refund_reference_payment(caller.tenant, parse_id(&id)?)
+        .await?;
+    Ok(Json(ReferencePaymentOut::from(&payment)))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxCustomerPaymentIn {
@@ -354,5 +382,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_reference_payments))
         .routes(routes!(get_reference_payment))
         .routes(routes!(assign_reference_payment))
+        .routes(routes!(refund_reference_payment))
         .routes(routes!(sandbox_customer_payment))
 }

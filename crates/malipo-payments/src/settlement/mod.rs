@@ -546,7 +546,143 @@ impl Payments {
                 .finish_settlement(&payout, self.views.as_ref(), self.clock.now())
                 .await?;
         }
+        if payout
+            .purpose
+            .as_deref()
+            .is_some_and(|purpose| purpose.starts_with("reference_payment:"))
+        {
+            self.store
+                .finish_reference_refund(&payout, self.clock.now())
+                .await?;
+        }
         Ok(())
+    }
+
+    /// `POST /v1/reference-payments/{id}/refund`: an unmatched payment
+    /// back to the wallet it came from, whole; a matched one's overpayment.
+    pub async fn refund_reference_payment(
+        &self,
+        tenant: Tenant,
+        id: ReferencePaymentId,
+    ) -> Result<malipo_store::ReferencePaymentRecord, SettlementError> {
+        let payment = self
+            .store
+            .find_reference_payment(tenant, id, true)
+            .await?
+            .ok_or(SettlementError::NotFound("reference payment"))?;
+        if payment.refund_payout_id.is_some() {
+            return Err(SettlementError::Conflict(
+                "a refund of this payment is under way or done".to_owned(),
+            ));
+        }
+        let currency = payment.amount.currency;
+        let (amount, source) = match payment.status.as_str() {
+            "unmatched" => {
+                let platform = self
+                    .inbound_accounts(tenant.mode, currency, &payment.rail)
+                    .await?;
+                (payment.amount.amount_minor, platform.unmatched)
+            }
+            "matched" if payment.overpaid_minor > 0 => {
+                let entity_id = payment
+                    .entity_id
+                    .ok_or(SettlementError::NotFound("entity"))?;
+                let entity = self
+                    .store
+                    .find_entity_any(entity_id)
+                    .await?
+                    .ok_or(SettlementError::NotFound("entity"))?;
+                let accounts = self.entity_accounts(&entity).await?;
+                (payment.overpaid_minor, accounts.overpayments)
+            }
+            _ => {
+                return Err(SettlementError::Conflict(format!(
+                    "the payment is {} with nothing overpaid: there is nothing to refund",
+                    payment.status
+                )));
+            }
+        };
+        let Some(phone) = payment.phone.clone() else {
+            return Err(SettlementError::Conflict(
+                "the rail did not say which wallet paid: refund it by hand".to_owned(),
+            ));
+        };
+        let rail: &'static str = self
+            .rails
+            .get(&payment.rail)
+            .map(|rail| rail.capabilities().id)
+            .ok_or_else(|| {
+                SettlementError::RailUnavailable(format!(
+                    "the rail {} is not configured",
+                    payment.rail
+                ))
+            })?;
+        let clearing = self
+            .store
+            .ensure_accounts(
+                &[AccountSpec::platform(
+                    tenant.mode,
+                    currency,
+                    AccountKind::RailClearing,
+                    rail,
+                )],
+                self.clock.now(),
+            )
+            .await?[0];
+        let now = self.clock.now();
+        let refund_id = malipo_core::RefundId::generate().to_string();
+        let refund = PayoutRecord {
+            id: refund_id.clone(),
+            kind: PayoutKind::Refund,
+            merchant_id: tenant.merchant_id,
+            mode: tenant.mode,
+            status: PayoutStatus::Pending,
+            amount: Money::new(amount, currency),
+            fee_minor: 0,
+            destination: PayoutDestination::Wallet { phone },
+            rail: rail.to_owned(),
+            rail_transaction_id: None,
+            payment_id: None,
+            merchant_reference: None,
+            idempotency_key: None,
+            request_fingerprint: format!("reference_payment:{id}"),
+            description: format!("refund of {id} ({})", payment.rail_transaction_id),
+            metadata: serde_json::json!({"reference_payment": id.to_string()}).to_string(),
+            hold_transfer_id: None,
+            failure_code: None,
+            failure_message: None,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            purpose: Some(format!("reference_payment:{id}")),
+        };
+        let hold = NewTransfer {
+            pending: true,
+            ..NewTransfer::posted(
+                format!("refund:{refund_id}:hold"),
+                format!("refund {refund_id} of {id}"),
+                vec![
+                    NewEntry {
+                        account_id: source,
+                        amount: Money::new(-amount, currency),
+                    },
+                    NewEntry {
+                        account_id: clearing,
+                        amount: Money::new(amount, currency),
+                    },
+                ],
+            )
+        };
+        let jobs = [NewJob::new(PAYOUT_START_JOB, &refund_id, now).urgent()];
+        let started = self
+            .store
+            .start_reference_refund(tenant, &payment, &refund, &hold, &jobs, self.views.as_ref())
+            .await?
+            .ok_or_else(|| {
+                SettlementError::Conflict("the payment changed; look at it again".to_owned())
+            })?;
+        self.wake.notify_one();
+        Ok(started)
     }
 
     /// `POST /v1/chargebacks`.

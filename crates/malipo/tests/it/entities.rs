@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::binary::{command, work_directory};
-use crate::harness::{expect_error, spawn_app};
+use malipo_core::SystemClock;
+
+use crate::harness::{expect_error, spawn_app, spawn_app_configured};
 
 #[tokio::test]
 async fn entities_are_created_changed_listed_and_approved_by_the_operator() {
@@ -161,4 +163,98 @@ async fn bad_entities_are_refused_naming_the_field() {
         assert_eq!(error["error"]["param"], param, "{body}");
     }
     expect_error(app.get("/v1/entities/ent_nope").await, 404, "NOT_FOUND").await;
+}
+
+#[tokio::test]
+async fn the_operator_api_lists_the_kyc_queue_and_decides_with_the_operator_token() {
+    const TOKEN: &str = "op_9f3b2c1d7e6a5b4c3d2e1f0a9b8c7d6e";
+    let app = spawn_app_configured(std::sync::Arc::new(SystemClock), |config| {
+        config.operator_token = Some(TOKEN.to_owned());
+    })
+    .await;
+    let created = app
+        .post_json(
+            "/v1/entities",
+            &json!({"name": "Kariakoo Branch", "currency": "TZS",
+                    "settlement": {"type": "mobile_money", "phone": "+255754123456"}}),
+        )
+        .await;
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let operator = |method: reqwest::Method, path: &str, token: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.base_url))
+            .bearer_auth(token)
+    };
+
+    // A merchant's key is not the operator's token.
+    let refused = operator(reqwest::Method::GET, "/operator/entities", &app.key)
+        .send()
+        .await
+        .unwrap();
+    expect_error(refused, 401, "AUTHENTICATION_FAILED").await;
+
+    let queue: Value = operator(
+        reqwest::Method::GET,
+        "/operator/entities?kyc_status=pending",
+        TOKEN,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(queue["data"][0]["id"], id.as_str());
+
+    let decide = |body: Value| {
+        operator(
+            reqwest::Method::POST,
+            &format!("/operator/entities/{id}/kyc"),
+            TOKEN,
+        )
+        .json(&body)
+        .send()
+    };
+    let error = expect_error(
+        decide(json!({"status": "rejected"})).await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(error["error"]["param"], "reason");
+    let approved: Value = decide(json!({"status": "approved", "reason": "licence seen"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["kyc"]["status"], "approved");
+    let queue: Value = operator(
+        reqwest::Method::GET,
+        "/operator/entities?kyc_status=pending",
+        TOKEN,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(queue["data"].as_array().unwrap().is_empty());
+    let audit: Value = app
+        .get("/v1/audit-events?limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| { e["action"] == "entity.kyc_approved" && e["actor"] == "operator-api" })
+    );
 }

@@ -257,9 +257,39 @@ async fn references_are_paid_exactly_in_two_parts_overpaid_and_once_per_rail_tra
     assert_eq!(once["amount_paid"], 5_000);
     assert_eq!(once["status"], "partially_paid");
 
-    let balance = balance(&app, &entity).await;
-    assert_eq!(balance["available"], 150_000 * 3 + 4_900);
-    assert_eq!(balance["overpaid"], 8_500);
+    let before = balance(&app, &entity).await;
+    assert_eq!(before["available"], 150_000 * 3 + 4_900);
+    assert_eq!(before["overpaid"], 8_500);
+
+    // The overpayment goes back to the wallet it came from, once.
+    let overpayment = &get(
+        &app,
+        &format!("/v1/reference-payments?payment_reference={over}"),
+    )
+    .await["data"][0];
+    let id = overpayment["id"].as_str().unwrap();
+    let refunding = post(
+        &app,
+        &format!("/v1/reference-payments/{id}/refund"),
+        json!({}),
+        200,
+    )
+    .await;
+    let refund = refunding["refund_payout"].as_str().unwrap();
+    let refund = wait_until(&app, &format!("/v1/refunds/{refund}"), |r| {
+        r["status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(refund["amount"], 8_500);
+    assert_eq!(refund["destination"]["phone"], "+255712345678");
+    expect_error(
+        app.post_json(&format!("/v1/reference-payments/{id}/refund"), &json!({}))
+            .await,
+        409,
+        "INVALID_STATE",
+    )
+    .await;
+    assert_eq!(balance(&app, &entity).await["overpaid"], 0);
     assert_books_balance(&app).await;
 }
 
@@ -369,6 +399,31 @@ async fn unknown_and_closed_numbers_are_refused_or_held_in_suspense_until_assign
     )
     .await;
     assert_eq!(balance(&app, &entity).await["available"], 40_000);
+
+    // The closed reference's payment goes back to the customer instead.
+    let refunding = post(
+        &app,
+        &format!("/v1/reference-payments/{closed_payment}/refund"),
+        json!({}),
+        200,
+    )
+    .await;
+    assert_eq!(refunding["status"], "refunding");
+    let refunded = wait_until(
+        &app,
+        &format!("/v1/reference-payments/{closed_payment}"),
+        |p| p["status"] == "refunded",
+    )
+    .await;
+    let refund = get(
+        &app,
+        &format!(
+            "/v1/refunds/{}",
+            refunded["refund_payout"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(refund["amount"], 10_000);
     assert_books_balance(&app).await;
 }
 
