@@ -176,7 +176,7 @@ impl Payments {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn new_outgoing(
+    pub(crate) fn new_outgoing(
         &self,
         tenant: Tenant,
         id: String,

@@ -45,6 +45,15 @@
 //!  "failure_code": null, "message": "…", "amount": 10000, "currency": "KES"}
 //! ```
 //!
+//! A customer-initiated payment to an account number (C2B, see
+//! [`Simulator::send_customer_payment`]) is signed the same way and posted
+//! first to the validation URL, then to the confirmation URL:
+//!
+//! ```json
+//! {"type": "customer_payment", "transaction_id": "SIMC…", "account_reference": "482913574",
+//!  "amount": 151500, "currency": "TZS", "phone": "+255712345678", "payer_name": "Juma"}
+//! ```
+//!
 //! `status` is `succeeded` or `failed`; `failure_code` is a
 //! [`FailureCode`] name when it failed. The signature header is
 //! `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; a callback
@@ -581,6 +590,21 @@ impl Simulator {
         Ok(CustomerPaymentSent::Confirmed)
     }
 
+    /// Checks a callback's signature header against its body.
+    fn verify_signature(&self, headers: &[(String, String)], body: &[u8]) -> Result<(), RailError> {
+        let signature = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
+            .map(|(_, value)| value.as_str())
+            .ok_or_else(|| invalid(format!("missing {SIGNATURE_HEADER} header")))?;
+        verify(
+            &self.inner.config.signing_secret,
+            signature,
+            body,
+            unix_now(),
+        )
+    }
+
     fn check_amount(&self, amount: Money) -> Result<(), RailError> {
         let caps = &self.inner.capabilities;
         if (caps.amount_min_minor..=caps.amount_max_minor).contains(&amount.amount_minor) {
@@ -804,17 +828,7 @@ impl Rail for Simulator {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<StatusReport, RailError> {
-        let signature = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
-            .map(|(_, value)| value.as_str())
-            .ok_or_else(|| invalid(format!("missing {SIGNATURE_HEADER} header")))?;
-        verify(
-            &self.inner.config.signing_secret,
-            signature,
-            body,
-            unix_now(),
-        )?;
+        self.verify_signature(headers, body)?;
         let callback: CallbackBody = serde_json::from_slice(body)
             .map_err(|error| invalid(format!("malformed body: {error}")))?;
         callback.into_report()
@@ -830,17 +844,7 @@ impl Rail for Simulator {
         if !is_customer_payment {
             return Ok(None);
         }
-        let signature = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
-            .map(|(_, value)| value.as_str())
-            .ok_or_else(|| invalid(format!("missing {SIGNATURE_HEADER} header")))?;
-        verify(
-            &self.inner.config.signing_secret,
-            signature,
-            body,
-            unix_now(),
-        )?;
+        self.verify_signature(headers, body)?;
         let payment: CustomerPaymentBody = serde_json::from_slice(body)
             .map_err(|error| invalid(format!("malformed body: {error}")))?;
         let currency = Currency::parse(&payment.currency)

@@ -118,8 +118,6 @@ fn values(entity: &EntityRecord) -> Vec<Value> {
 pub(crate) fn from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("entities", column, reason);
     let id: String = row.try_get("id")?;
-    let merchant_id: String = row.try_get("merchant_id")?;
-    let mode: String = row.try_get("mode")?;
     let currency: String = row.try_get("currency")?;
     let method: String = row.try_get("settlement_method")?;
     let text = |column: &str| -> Result<Option<String>, StoreError> { Ok(row.try_get(column)?) };
@@ -139,11 +137,7 @@ pub(crate) fn from_row(row: &AnyRow) -> Result<EntityRecord, StoreError> {
     };
     Ok(EntityRecord {
         id: EntityId::parse(&id).map_err(|e| bad("id", e.to_string()))?,
-        tenant: Tenant {
-            merchant_id: malipo_core::MerchantId::parse(&merchant_id)
-                .map_err(|e| bad("merchant_id", e.to_string()))?,
-            mode: malipo_core::Mode::parse(&mode).ok_or_else(|| bad("mode", mode.clone()))?,
-        },
+        tenant: crate::tenant_of(row, "entities")?,
         name: row.try_get("name")?,
         currency: Currency::parse(&currency).map_err(|e| bad("currency", e.to_string()))?,
         method,

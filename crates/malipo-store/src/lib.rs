@@ -110,6 +110,21 @@ impl<T> Page<T> {
     }
 }
 
+/// The `merchant_id` and `mode` columns of a row of `table`.
+pub(crate) fn tenant_of(
+    row: &sqlx::any::AnyRow,
+    table: &'static str,
+) -> Result<Tenant, StoreError> {
+    use sqlx::Row;
+    let merchant: String = row.try_get("merchant_id")?;
+    let mode: String = row.try_get("mode")?;
+    Ok(Tenant {
+        merchant_id: MerchantId::parse(&merchant)
+            .map_err(|e| StoreError::corrupt(table, "merchant_id", e))?,
+        mode: Mode::parse(&mode).ok_or_else(|| StoreError::corrupt(table, "mode", &mode))?,
+    })
+}
+
 impl Store {
     /// One row of `table` by id: the tenant's, or (`None`, for workers and
     /// hosted pages) whoever's.

@@ -88,19 +88,13 @@ fn values(r: &PaymentReferenceRecord) -> Vec<Value> {
 pub(crate) fn from_row(row: &AnyRow) -> Result<PaymentReferenceRecord, StoreError> {
     let bad = |column, reason: String| StoreError::corrupt("payment_references", column, reason);
     let id: String = row.try_get("id")?;
-    let merchant_id: String = row.try_get("merchant_id")?;
-    let mode: String = row.try_get("mode")?;
     let entity_id: String = row.try_get("entity_id")?;
     let currency: String = row.try_get("currency")?;
     let fee_payer: String = row.try_get("fee_payer")?;
     let closed_at: Option<i64> = row.try_get("closed_at_ms")?;
     Ok(PaymentReferenceRecord {
         id: PaymentReferenceId::parse(&id).map_err(|e| bad("id", e.to_string()))?,
-        tenant: Tenant {
-            merchant_id: malipo_core::MerchantId::parse(&merchant_id)
-                .map_err(|e| bad("merchant_id", e.to_string()))?,
-            mode: malipo_core::Mode::parse(&mode).ok_or_else(|| bad("mode", mode.clone()))?,
-        },
+        tenant: crate::tenant_of(row, "payment_references")?,
         entity_id: EntityId::parse(&entity_id).map_err(|e| bad("entity_id", e.to_string()))?,
         number: row.try_get("number")?,
         name: row.try_get("name")?,

@@ -254,10 +254,9 @@ const STL_COLUMNS: &str = "id, merchant_id, mode, entity_id, currency, amount_mi
      created_at_ms, updated_at_ms, paid_at_ms";
 
 fn settlement_from_row(row: &AnyRow) -> Result<SettlementRecord, StoreError> {
-    let bad = |column, reason: String| bad("settlements", column, reason);
+    const TABLE: &str = "settlements";
+    let bad = |column, reason: String| bad(TABLE, column, reason);
     let id: String = row.try_get("id")?;
-    let merchant: String = row.try_get("merchant_id")?;
-    let mode: String = row.try_get("mode")?;
     let entity: String = row.try_get("entity_id")?;
     let currency: String = row.try_get("currency")?;
     let optional_time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
@@ -267,11 +266,7 @@ fn settlement_from_row(row: &AnyRow) -> Result<SettlementRecord, StoreError> {
     };
     Ok(SettlementRecord {
         id: SettlementId::parse(&id).map_err(|e| bad("id", e.to_string()))?,
-        tenant: Tenant {
-            merchant_id: MerchantId::parse(&merchant)
-                .map_err(|e| bad("merchant_id", e.to_string()))?,
-            mode: Mode::parse(&mode).ok_or_else(|| bad("mode", mode.clone()))?,
-        },
+        tenant: crate::tenant_of(row, TABLE)?,
         entity_id: EntityId::parse(&entity).map_err(|e| bad("entity_id", e.to_string()))?,
         amount: Money::new(
             row.try_get("amount_minor")?,
@@ -361,19 +356,14 @@ const CB_COLUMNS: &str = "id, merchant_id, mode, entity_id, currency, amount_min
      created_at_ms";
 
 fn chargeback_from_row(row: &AnyRow) -> Result<ChargebackRecord, StoreError> {
-    let bad = |column, reason: String| bad("chargebacks", column, reason);
+    const TABLE: &str = "chargebacks";
+    let bad = |column, reason: String| bad(TABLE, column, reason);
     let id: String = row.try_get("id")?;
-    let merchant: String = row.try_get("merchant_id")?;
-    let mode: String = row.try_get("mode")?;
     let entity: String = row.try_get("entity_id")?;
     let currency: String = row.try_get("currency")?;
     Ok(ChargebackRecord {
         id: ChargebackId::parse(&id).map_err(|e| bad("id", e.to_string()))?,
-        tenant: Tenant {
-            merchant_id: MerchantId::parse(&merchant)
-                .map_err(|e| bad("merchant_id", e.to_string()))?,
-            mode: Mode::parse(&mode).ok_or_else(|| bad("mode", mode.clone()))?,
-        },
+        tenant: crate::tenant_of(row, TABLE)?,
         entity_id: EntityId::parse(&entity).map_err(|e| bad("entity_id", e.to_string()))?,
         amount: Money::new(
             row.try_get("amount_minor")?,

@@ -48,7 +48,7 @@ pub struct PaymentReferenceIn {
 
 pub use malipo_payments::settlement::objects::PaymentReferenceOut;
 
-fn parse_entity(param: &str, id: &str) -> Result<EntityId, ApiError> {
+pub(crate) fn parse_entity(param: &str, id: &str) -> Result<EntityId, ApiError> {
     EntityId::parse(id)
         .map_err(|_| ApiError::invalid(param, format!("`{param}` must be an entity id, `ent_…`.")))
 }
@@ -213,8 +213,9 @@ pub async fn get_payment_reference(
 }
 
 /// Close a payment reference (a cancelled invoice): it is no longer open,
-/// and its number may later be given to a new reference. (Paying a
-/// reference, and where payments to a closed one go, are not built yet.)
+/// and its number may later be given to a new reference. A rail that
+/// validates refuses payments to it; one that does not lands its payments
+/// in suspense as unmatched (`payment.unmatched`), to assign or refund.
 #[utoipa::path(post, path = "/v1/payment-references/{id}/close", tag = "payment references",
     params(("id" = String, Path, description = "The reference's id, `pref_…`.")),
     security(("api_key" = ["payments:write"])),

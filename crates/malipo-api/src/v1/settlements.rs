@@ -28,6 +28,7 @@ use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::pagination::{List, ListParams};
 use crate::v1::ledger::parse_time;
+use crate::v1::payment_references::parse_entity;
 use crate::v1::payments::{check_text, parse_metadata};
 
 const REASON_LENGTH_MAX: usize = 500;
@@ -52,11 +53,6 @@ impl From<SettlementError> for ApiError {
             SettlementError::Store(error) => error.into(),
         }
     }
-}
-
-fn parse_entity(param: &str, id: &str) -> Result<EntityId, ApiError> {
-    EntityId::parse(id)
-        .map_err(|_| ApiError::invalid(param, format!("`{param}` must be an entity id, `ent_…`.")))
 }
 
 fn parse_settlement_id(id: &str) -> Result<SettlementId, ApiError> {

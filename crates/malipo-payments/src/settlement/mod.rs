@@ -30,8 +30,8 @@ use malipo_rails::{CustomerPayment, Method};
 use malipo_store::{
     AssignError, ChargebackOutcome, ComputeOutcome, CustomerPaymentIn, CustomerPaymentOutcome,
     EntityAccounts, EntityBalances, EntityRecord, InboundAccounts, NewChargeback, NewJob,
-    PayoutDestination, PayoutKind, PayoutRecord, PayoutStatus, SettlementMethod, SettlementRecord,
-    StoreError, Tenant,
+    PayoutDestination, PayoutKind, PayoutRecord, SettlementMethod, SettlementRecord, StoreError,
+    Tenant,
 };
 
 use crate::Payments;
@@ -87,6 +87,34 @@ pub fn next_cut(schedule: &str, zone: TimeZone, after: Timestamp) -> Option<Time
         _ => return None,
     };
     Some(zone.at_hour(date, 0))
+}
+
+/// A hold moving `amount` from `source` to the rail's clearing account: a
+/// platform payout's money, posted when the rail pays, voided if it fails.
+fn pending_hold(
+    key: String,
+    description: String,
+    source: malipo_core::AccountId,
+    clearing: malipo_core::AccountId,
+    amount: Money,
+) -> NewTransfer {
+    NewTransfer {
+        pending: true,
+        ..NewTransfer::posted(
+            key,
+            description,
+            vec![
+                NewEntry {
+                    account_id: source,
+                    amount: Money::new(-amount.amount_minor, amount.currency),
+                },
+                NewEntry {
+                    account_id: clearing,
+                    amount,
+                },
+            ],
+        )
+    }
 }
 
 /// The mode a rail's customer payments are in: the simulator is the sandbox.
@@ -449,55 +477,32 @@ impl Payments {
                 self.clock.now(),
             )
             .await?[0];
-        let now = self.clock.now();
         let payout_id = PayoutId::generate().to_string();
         let payout = PayoutRecord {
-            id: payout_id.clone(),
-            kind: PayoutKind::Payout,
-            merchant_id: entity.tenant.merchant_id,
-            mode: entity.tenant.mode,
-            status: PayoutStatus::Pending,
-            amount: settlement.amount,
-            fee_minor: 0,
-            destination,
-            rail: rail.to_owned(),
-            rail_transaction_id: None,
-            payment_id: None,
-            merchant_reference: None,
-            idempotency_key: None,
-            request_fingerprint: format!("settlement:{id}:{}", settlement.attempts + 1),
             description: format!("settlement {id} to {}", entity.name),
             metadata:
                 serde_json::json!({"settlement": id.to_string(), "entity": entity.id.to_string()})
                     .to_string(),
-            hold_transfer_id: None,
-            failure_code: None,
-            failure_message: None,
-            created_at: now,
-            updated_at: now,
-            completed_at: None,
             purpose: Some(format!("settlement:{id}")),
-        };
-        let hold = NewTransfer {
-            pending: true,
-            ..NewTransfer::posted(
-                format!("payout:{payout_id}:hold"),
-                format!("payout {payout_id} of settlement {id}"),
-                vec![
-                    NewEntry {
-                        account_id: accounts.settling,
-                        amount: Money::new(
-                            -settlement.amount.amount_minor,
-                            settlement.amount.currency,
-                        ),
-                    },
-                    NewEntry {
-                        account_id: clearing,
-                        amount: settlement.amount,
-                    },
-                ],
+            ..self.new_outgoing(
+                entity.tenant,
+                payout_id.clone(),
+                PayoutKind::Payout,
+                settlement.amount,
+                0,
+                destination,
+                rail,
+                format!("settlement:{id}:{}", settlement.attempts + 1),
             )
         };
+        let now = payout.created_at;
+        let hold = pending_hold(
+            format!("payout:{payout_id}:hold"),
+            format!("payout {payout_id} of settlement {id}"),
+            accounts.settling,
+            clearing,
+            settlement.amount,
+        );
         let jobs = [NewJob::new(PAYOUT_START_JOB, &payout_id, now).urgent()];
         let submitted = self
             .store
@@ -629,50 +634,31 @@ impl Payments {
                 self.clock.now(),
             )
             .await?[0];
-        let now = self.clock.now();
         let refund_id = malipo_core::RefundId::generate().to_string();
+        let amount = Money::new(amount, currency);
         let refund = PayoutRecord {
-            id: refund_id.clone(),
-            kind: PayoutKind::Refund,
-            merchant_id: tenant.merchant_id,
-            mode: tenant.mode,
-            status: PayoutStatus::Pending,
-            amount: Money::new(amount, currency),
-            fee_minor: 0,
-            destination: PayoutDestination::Wallet { phone },
-            rail: rail.to_owned(),
-            rail_transaction_id: None,
-            payment_id: None,
-            merchant_reference: None,
-            idempotency_key: None,
-            request_fingerprint: format!("reference_payment:{id}"),
             description: format!("refund of {id} ({})", payment.rail_transaction_id),
             metadata: serde_json::json!({"reference_payment": id.to_string()}).to_string(),
-            hold_transfer_id: None,
-            failure_code: None,
-            failure_message: None,
-            created_at: now,
-            updated_at: now,
-            completed_at: None,
             purpose: Some(format!("reference_payment:{id}")),
-        };
-        let hold = NewTransfer {
-            pending: true,
-            ..NewTransfer::posted(
-                format!("refund:{refund_id}:hold"),
-                format!("refund {refund_id} of {id}"),
-                vec![
-                    NewEntry {
-                        account_id: source,
-                        amount: Money::new(-amount, currency),
-                    },
-                    NewEntry {
-                        account_id: clearing,
-                        amount: Money::new(amount, currency),
-                    },
-                ],
+            ..self.new_outgoing(
+                tenant,
+                refund_id.clone(),
+                PayoutKind::Refund,
+                amount,
+                0,
+                PayoutDestination::Wallet { phone },
+                rail,
+                format!("reference_payment:{id}"),
             )
         };
+        let now = refund.created_at;
+        let hold = pending_hold(
+            format!("refund:{refund_id}:hold"),
+            format!("refund {refund_id} of {id}"),
+            source,
+            clearing,
+            amount,
+        );
         let jobs = [NewJob::new(PAYOUT_START_JOB, &refund_id, now).urgent()];
         let started = self
             .store

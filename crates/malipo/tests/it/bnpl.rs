@@ -4,15 +4,16 @@
 //! expired, the credit rules, and the ledger checked after each.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use malipo_core::{Currency, ManualClock, Mode, Timestamp};
 use malipo_ledger::{AccountKind, AccountSpec};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, expect_error, spawn_app, spawn_app_with_clock};
+use crate::harness::{
+    TestApp, expect_error, get, json_of, spawn_app, spawn_app_with_clock, wait_until,
+};
 
-const WAIT_MAX: Duration = Duration::from_secs(30);
 /// A Zambian customer whose wallet pays.
 const PAYS: &str = "+260971234567";
 /// Approves the deposit, then the wallet is empty: every automatic
@@ -22,33 +23,6 @@ const EMPTY_AFTER_DEPOSIT: &str = "+260970000010";
 const DECLINES: &str = "+260970000001";
 /// Never answers (trigger `0003`).
 const SILENT: &str = "+260970000003";
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let code = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(code, status, "{body}");
-    body
-}
-
-async fn get(app: &TestApp, path: &str) -> Value {
-    json_of(app.get(path).await, 200).await
-}
-
-/// Polls `path` until `done` holds.
-async fn wait_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let object = get(app, path).await;
-        if done(&object) {
-            return object;
-        }
-        assert!(
-            started.elapsed() < WAIT_MAX,
-            "{path} never got there: {object}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 async fn new_clock(app: &TestApp) -> String {
     let clock = json_of(

@@ -336,3 +336,35 @@ fn database_names_are_replaced_in_urls() {
     );
     assert_eq!(replace_database("postgres://h", "x"), "postgres://h/x");
 }
+
+/// How long a test waits for something the worker does.
+pub const WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A response's JSON body, asserting its status (the body says why not).
+pub async fn json_of(response: Response, status: u16) -> Value {
+    let code = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code, status, "{body}");
+    body
+}
+
+/// `GET path` with the sandbox key, expecting 200.
+pub async fn get(app: &TestApp, path: &str) -> Value {
+    json_of(app.get(path).await, 200).await
+}
+
+/// Polls `path` until `done` holds (at most [`WAIT_MAX`]).
+pub async fn wait_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let object = get(app, path).await;
+        if done(&object) {
+            return object;
+        }
+        assert!(
+            started.elapsed() < WAIT_MAX,
+            "{path} never got there: {object}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

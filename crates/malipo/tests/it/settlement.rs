@@ -11,42 +11,15 @@ use malipo_core::{Currency, FeePayer, FeeSchedule, Mode, Timestamp};
 use malipo_store::{FeeLevel, FeeTarget, InboundState};
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, expect_error, spawn_app};
+use crate::harness::{TestApp, WAIT_MAX, expect_error, get, json_of, spawn_app, wait_until};
 
-const WAIT_MAX: Duration = Duration::from_secs(30);
 /// A Tanzanian wallet the simulator pays out to.
 const PAYS_OUT: &str = "+255754123456";
 /// A wallet whose payouts fail `invalid_account` (simulator trigger `0008`).
 const WRONG_ACCOUNT: &str = "+255750000008";
 
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let code = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(code, status, "{body}");
-    body
-}
-
-async fn get(app: &TestApp, path: &str) -> Value {
-    json_of(app.get(path).await, 200).await
-}
-
 async fn post(app: &TestApp, path: &str, body: Value, status: u16) -> Value {
     json_of(app.post_json(path, &body).await, status).await
-}
-
-async fn wait_until(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let started = Instant::now();
-    loop {
-        let object = get(app, path).await;
-        if done(&object) {
-            return object;
-        }
-        assert!(
-            started.elapsed() < WAIT_MAX,
-            "{path} never got there: {object}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn assert_books_balance(app: &TestApp) {
