@@ -110,7 +110,7 @@ pub struct OperatorEntityListParams {
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
         (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
     ))]
-pub async fn list_entities(
+pub async fn operator_list_entities(
     State(state): State<AppState>,
     _operator: Operator,
     ApiQuery(params): ApiQuery<OperatorEntityListParams>,
@@ -153,7 +153,7 @@ pub struct KycDecisionIn {
         (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
         (status = 404, description = "No such entity.", body = ErrorEnvelope),
     ))]
-pub async fn decide_kyc(
+pub async fn operator_decide_kyc(
     State(state): State<AppState>,
     _operator: Operator,
     Path(id): Path<String>,
@@ -198,6 +198,6 @@ pub async fn decide_kyc(
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_entities))
-        .routes(routes!(decide_kyc))
+        .routes(routes!(operator_list_entities))
+        .routes(routes!(operator_decide_kyc))
 }
