@@ -17,14 +17,15 @@ use crate::error::{ApiError, ErrorCode};
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub tenant: Tenant,
-    pub key_id: ApiKeyId,
+    /// `api_key:key_…` or `oauth_client:cli_…`.
+    pub principal: String,
     pub scopes: Scopes,
 }
 
 impl Caller {
     /// How the audit log names this caller.
     pub fn actor(&self) -> String {
-        format!("api_key:{}", self.key_id)
+        self.principal.clone()
     }
 
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
@@ -63,8 +64,12 @@ async fn resolve(state: &AppState, authorization: Option<HeaderValue>) -> Result
         .to_str()
         .ok()
         .and_then(|text| text.strip_prefix("Bearer "))
-        .ok_or_else(|| failed("The Authorization header must be `Bearer <API key>`."))?;
-    let token = KeyToken::parse(token.trim())
+        .ok_or_else(|| failed("The Authorization header must be `Bearer <API key>`."))?
+        .trim();
+    if malipo_core::jwt::looks_like_token(token) {
+        return resolve_access_token(state, token).await;
+    }
+    let token = KeyToken::parse(token)
         .map_err(|_| failed("Invalid API key: it should look like sk_test_<keyid>.<secret>."))?;
     let key = match state.keys.get(token.key_id) {
         Some(key) => Some(key),
@@ -96,8 +101,25 @@ async fn resolve(state: &AppState, authorization: Option<HeaderValue>) -> Result
     }
     Ok(Caller {
         tenant: key.record.tenant(),
-        key_id: key.record.id,
+        principal: format!("api_key:{}", key.record.id),
         scopes: key.record.scopes,
+    })
+}
+
+/// An OAuth access token: verified, not expired, its client not revoked.
+async fn resolve_access_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let claims = state.tokens.verify(token, state.clock.now()).await?;
+    let (tenant, scopes, client) = crate::oauth::grant_of(&claims)
+        .ok_or_else(|| failed("Invalid access token: its claims are not Malipo's."))?;
+    if state.tokens.client_revoked(client).await? {
+        return Err(failed(
+            "Invalid access token: its OAuth client has been revoked.",
+        ));
+    }
+    Ok(Caller {
+        tenant,
+        principal: format!("oauth_client:{client}"),
+        scopes,
     })
 }
 

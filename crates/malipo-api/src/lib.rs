@@ -12,6 +12,7 @@ pub mod hosted;
 pub mod hosted_checkout;
 pub mod idempotency;
 pub mod metrics;
+pub mod oauth;
 pub mod operator;
 pub mod pagination;
 pub mod request_id;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub payments: malipo_payments::Payments,
     pub keys: auth::KeyCache,
     pub webhooks: malipo_webhooks::Webhooks,
+    /// Issues and verifies OAuth access tokens.
+    pub tokens: oauth::Tokens,
     /// The operator API's token, hashed; `None` turns that API off.
     pub operator_token_sha256: Option<[u8; 32]>,
     /// Turns true when the server begins to shut down: endless responses
@@ -67,6 +70,7 @@ pub struct AppState {
         (name = "events", description = "What happened: every state change, with the object as it was."),
         (name = "webhooks", description = "Endpoints that receive events, signed, with retries for three days."),
         (name = "settlements", description = "Batches paying out each entity's balance, statements, reserves and chargebacks."),
+        (name = "oauth", description = "OAuth 2 client credentials: clients, and access tokens accepted wherever an API key is."),
         (name = "operator", description = "The operator's own API (the operator token, not a merchant key): the KYC queue."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
@@ -109,6 +113,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::checkouts::router())
         .merge(v1::entities::router())
         .merge(v1::payment_references::router())
+        .merge(v1::oauth_clients::router())
         .merge(v1::reference_payments::router())
         .merge(v1::settlements::router())
         .merge(v1::events::router())
@@ -138,6 +143,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(v1)
         .merge(v1::inbound::router())
         .merge(operator::router())
+        .merge(oauth::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
@@ -149,6 +155,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(v1_routes())
         .merge(v1::inbound::router())
         .merge(operator::router())
+        .merge(oauth::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));

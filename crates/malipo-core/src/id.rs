@@ -225,6 +225,10 @@ prefixed_id!(
     PaymentReferenceId, "pref"
 );
 prefixed_id!(
+    /// An OAuth client (its `client_id`).
+    OAuthClientId, "cli"
+);
+prefixed_id!(
     /// A customer-initiated payment to a reference number, as a rail reported it.
     ReferencePaymentId, "rpay"
 );

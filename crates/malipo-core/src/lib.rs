@@ -10,6 +10,7 @@ pub mod direction;
 pub mod fees;
 pub mod fx;
 pub mod id;
+pub mod jwt;
 pub mod key_token;
 pub mod mode;
 pub mod money;
@@ -26,9 +27,10 @@ pub use fees::{FeeBreakdown, FeeError, FeePayer, FeeSchedule};
 pub use fx::{FxError, Rate};
 pub use id::{
     AccountId, ApiKeyId, AuditEventId, ChargebackId, CheckoutId, EntityId, EventId, FeeScheduleId,
-    FxRateId, IdParseError, InboundId, JobId, MerchantId, PaymentId, PaymentReferenceId, PayoutId,
-    PlanId, PlanProductId, ReferencePaymentId, RefundId, RequestId, ReserveHoldId, SettlementId,
-    TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
+    FxRateId, IdParseError, InboundId, JobId, MerchantId, OAuthClientId, PaymentId,
+    PaymentReferenceId, PayoutId, PlanId, PlanProductId, ReferencePaymentId, RefundId, RequestId,
+    ReserveHoldId, SettlementId, TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId,
+    WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -26,6 +26,7 @@ mod ledger;
 mod ledger_writer;
 mod merchants;
 mod migrations;
+mod oauth;
 mod payment_references;
 mod payments;
 mod payouts;
@@ -57,6 +58,7 @@ pub use ledger::{
 };
 pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter};
 pub use merchants::{MerchantRecord, Merchants};
+pub use oauth::{NewOAuthClient, OAuthClientAuth, OAuthClientRecord, SigningKeyRecord};
 pub use payment_references::{CreateReferenceOutcome, PaymentReferenceRecord, ReferenceFilter};
 pub use payments::{
     CreatePaymentOutcome, PAYMENT_FOLLOW_UP_JOB, PaymentFilter, PaymentRecord, PaymentUpdate,

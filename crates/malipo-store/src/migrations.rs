@@ -80,6 +80,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_settlement.sql"),
         postgres: include_str!("../migrations/postgres/0011_settlement.sql"),
     },
+    Migration {
+        version: 12,
+        name: "0012_oauth",
+        sqlite: include_str!("../migrations/sqlite/0012_oauth.sql"),
+        postgres: include_str!("../migrations/postgres/0012_oauth.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -184,6 +184,11 @@ impl Application {
         );
         let (stopping, stopping_receiver) = watch::channel(false);
         let state = AppState {
+            tokens: malipo_api::oauth::Tokens::new(
+                store.clone(),
+                master_key.clone(),
+                config.oauth_token_ttl()?,
+            ),
             operator_token_sha256: config.operator_token_sha256()?,
             store: store.clone(),
             clock,

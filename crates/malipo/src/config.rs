@@ -73,6 +73,8 @@ pub struct Config {
     /// The bearer token of the operator API (`/operator/…`); unset, that
     /// API refuses every request. Keep it as secret as the master key.
     pub operator_token: Option<String>,
+    /// How long an OAuth access token is valid, in seconds (60 to 86400).
+    pub oauth_token_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             bnpl_max_financed_per_customer: std::collections::BTreeMap::new(),
             settlement_time_zone: "Africa/Nairobi".to_owned(),
             operator_token: None,
+            oauth_token_ttl_secs: 3_600,
         }
     }
 }
@@ -143,9 +146,18 @@ const ENV_KEYS: &[&str] = &[
     "bnpl_max_financed_per_customer",
     "settlement_time_zone",
     "operator_token",
+    "oauth_token_ttl_secs",
 ];
 
 impl Config {
+    /// The OAuth access tokens' lifetime, checked.
+    pub fn oauth_token_ttl(&self) -> anyhow::Result<std::time::Duration> {
+        if !(60..=86_400).contains(&self.oauth_token_ttl_secs) {
+            anyhow::bail!("oauth_token_ttl_secs must be 60 to 86400");
+        }
+        Ok(std::time::Duration::from_secs(self.oauth_token_ttl_secs))
+    }
+
     /// The operator token's SHA-256, checked: long enough to resist guessing.
     pub fn operator_token_sha256(&self) -> anyhow::Result<Option<[u8; 32]>> {
         match self.operator_token.as_deref().map(str::trim) {

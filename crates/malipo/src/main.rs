@@ -62,6 +62,9 @@ enum Command {
     /// Manage API keys. A key's secret is shown once, at creation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// OAuth 2 client credentials: create a client, rotate the token signing key.
+    #[command(subcommand)]
+    Oauth(OauthCommand),
     /// The ledger: check its invariants, adjust a balance, reverse a transfer.
     #[command(subcommand)]
     Ledger(operator::LedgerCommand),
@@ -157,6 +160,15 @@ struct CreateKeyArgs {
     scopes: Vec<String>,
 }
 
+#[derive(Debug, Subcommand)]
+enum OauthCommand {
+    /// Create an OAuth client and print its id and secret (shown this once).
+    CreateClient(CreateKeyArgs),
+    /// Sign new access tokens with a new key. The old keys are retired: they
+    /// go on verifying the tokens they signed until those expire. Audited.
+    RotateSigningKey,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ModeArg {
     Test,
@@ -216,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Merchants(command) => merchants(&config, clock.as_ref(), command).await,
         Command::Entities(command) => entities(&config, clock.as_ref(), command).await,
         Command::Keys(command) => keys(&config, clock.as_ref(), command).await,
+        Command::Oauth(command) => oauth(&config, clock.as_ref(), command).await,
         Command::Ledger(command) => {
             with_store(&config, async |store| {
                 operator::ledger(store, clock.as_ref(), command).await
@@ -366,6 +379,83 @@ async fn entities(
     Ok(())
 }
 
+async fn oauth(config: &Config, clock: &dyn Clock, command: OauthCommand) -> anyhow::Result<()> {
+    let store = app::connect_store(config).await?;
+    let result = run_oauth(config, &store, clock, command).await;
+    store.close().await;
+    result
+}
+
+async fn run_oauth(
+    config: &Config,
+    store: &Store,
+    clock: &dyn Clock,
+    command: OauthCommand,
+) -> anyhow::Result<()> {
+    match command {
+        OauthCommand::CreateClient(args) => {
+            let (tenant, name, scopes) = credential_args(store, &args).await?;
+            let (secret, secret_hash) = malipo_api::oauth::generate_client_secret();
+            let client = store
+                .create_oauth_client(
+                    &malipo_store::NewOAuthClient {
+                        id: malipo_core::OAuthClientId::generate(),
+                        tenant,
+                        name,
+                        secret_hash,
+                        scopes,
+                        created_at: clock.now(),
+                    },
+                    "cli",
+                )
+                .await?;
+            eprintln!(
+                "Created OAuth client {}. Its client_id, then its client_secret (shown this once):",
+                client.id
+            );
+            println!("{}", client.id);
+            println!("{secret}");
+        }
+        OauthCommand::RotateSigningKey => {
+            let tokens = malipo_api::oauth::Tokens::new(
+                store.clone(),
+                app::load_master_key(config)?,
+                config.oauth_token_ttl()?,
+            );
+            let (kid, sealed) = tokens.new_key();
+            store
+                .rotate_signing_key(&kid, &sealed, "cli", clock.now())
+                .await?;
+            println!("{kid}");
+            eprintln!(
+                "New tokens are signed with {kid}; nodes pick it up within a minute. Tokens already \
+                 issued stay valid until they expire."
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A credential's merchant, mode, name and scopes from the command line.
+async fn credential_args(
+    store: &Store,
+    args: &CreateKeyArgs,
+) -> anyhow::Result<(Tenant, String, Scopes)> {
+    let merchant_id = parse_merchant(&args.merchant)?;
+    if store.merchants().find(merchant_id).await?.is_none() {
+        bail!("no merchant {merchant_id}");
+    }
+    let scopes = if args.scopes.is_empty() {
+        Scopes::All
+    } else {
+        Scopes::parse_list(args.scopes.iter().map(String::as_str))?
+    };
+    let name = malipo_api::v1::api_keys::parse_key_name(&args.name)
+        .map_err(|error| anyhow::anyhow!("--name: {}", error.message))?;
+    let mode = Mode::from(args.mode);
+    Ok((Tenant { merchant_id, mode }, name, scopes))
+}
+
 async fn keys(config: &Config, clock: &dyn Clock, command: KeysCommand) -> anyhow::Result<()> {
     let store = app::connect_store(config).await?;
     let result = run_keys(&store, clock, command).await;
@@ -376,21 +466,10 @@ async fn keys(config: &Config, clock: &dyn Clock, command: KeysCommand) -> anyho
 async fn run_keys(store: &Store, clock: &dyn Clock, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create(args) => {
-            let merchant_id = parse_merchant(&args.merchant)?;
-            if store.merchants().find(merchant_id).await?.is_none() {
-                bail!("no merchant {merchant_id}");
-            }
-            let scopes = if args.scopes.is_empty() {
-                Scopes::All
-            } else {
-                Scopes::parse_list(args.scopes.iter().map(String::as_str))?
-            };
-            let name = malipo_api::v1::api_keys::parse_key_name(&args.name)
-                .map_err(|error| anyhow::anyhow!("--name: {}", error.message))?;
-            let mode = Mode::from(args.mode);
+            let (tenant, name, scopes) = credential_args(store, &args).await?;
+            let Tenant { merchant_id, mode } = tenant;
             let id = ApiKeyId::generate();
             let token = KeyToken::generate(mode, id);
-            let tenant = Tenant { merchant_id, mode };
             store
                 .api_keys(tenant)
                 .create(

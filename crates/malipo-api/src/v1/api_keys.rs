@@ -94,7 +94,10 @@ pub fn parse_key_name(name: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-fn parse_scopes(requested: Option<&[String]>, held: &Scopes) -> Result<Scopes, ApiError> {
+pub(crate) fn parse_scopes(
+    requested: Option<&[String]>,
+    held: &Scopes,
+) -> Result<Scopes, ApiError> {
     let Some(requested) = requested else {
         return Ok(held.clone());
     };

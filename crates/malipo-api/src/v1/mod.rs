@@ -12,6 +12,7 @@ pub mod fx_rates;
 pub mod inbound;
 pub mod installment_plans;
 pub mod ledger;
+pub mod oauth_clients;
 pub mod payment_options;
 pub mod payment_references;
 pub mod payments;

@@ -59,7 +59,7 @@ pub(crate) fn parse_entity(param: &str, id: &str) -> Result<EntityId, ApiError> 
 #[utoipa::path(post, path = "/v1/payment-references", tag = "payment references",
     request_body = PaymentReferenceIn,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first response is replayed.")),
-    security(("api_key" = ["payments:write"])),
+    security(("api_key" = ["payment_references:write"])),
     responses(
         (status = 201, description = "Created.", body = PaymentReferenceOut),
         (status = 200, description = "The reference this Idempotency-Key made.", body = PaymentReferenceOut),
@@ -76,7 +76,7 @@ pub async fn create_payment_reference(
     headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<PaymentReferenceIn>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Payments))?;
+    caller.require(Scope::write(ScopeFamily::PaymentReferences))?;
     let entity_id = parse_entity("entity", &input.entity)?;
     let currency = parse_currency("currency", &input.currency)?;
     if input.merchant_amount <= 0 {
@@ -191,7 +191,7 @@ fn parse_reference_id(id: &str) -> Result<PaymentReferenceId, ApiError> {
 /// Retrieve a payment reference.
 #[utoipa::path(get, path = "/v1/payment-references/{id}", tag = "payment references",
     params(("id" = String, Path, description = "The reference's id, `pref_…`.")),
-    security(("api_key" = ["payments:read"])),
+    security(("api_key" = ["payment_references:read"])),
     responses(
         (status = 200, description = "OK.", body = PaymentReferenceOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -203,7 +203,7 @@ pub async fn get_payment_reference(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentReferenceOut>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Payments))?;
+    caller.require(Scope::read(ScopeFamily::PaymentReferences))?;
     let reference = state
         .store
         .find_payment_reference(caller.tenant, parse_reference_id(&id)?)
@@ -218,7 +218,7 @@ pub async fn get_payment_reference(
 /// in suspense as unmatched (`payment.unmatched`), to assign or refund.
 #[utoipa::path(post, path = "/v1/payment-references/{id}/close", tag = "payment references",
     params(("id" = String, Path, description = "The reference's id, `pref_…`.")),
-    security(("api_key" = ["payments:write"])),
+    security(("api_key" = ["payment_references:write"])),
     responses(
         (status = 200, description = "Closed.", body = PaymentReferenceOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -231,7 +231,7 @@ pub async fn close_payment_reference(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentReferenceOut>, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Payments))?;
+    caller.require(Scope::write(ScopeFamily::PaymentReferences))?;
     let reference_id = parse_reference_id(&id)?;
     if let Some(closed) = state
         .store
@@ -295,7 +295,7 @@ pub struct ReferenceListParams {
 /// List payment references, newest first.
 #[utoipa::path(get, path = "/v1/payment-references", tag = "payment references",
     params(ReferenceListParams),
-    security(("api_key" = ["payments:read"])),
+    security(("api_key" = ["payment_references:read"])),
     responses(
         (status = 200, description = "OK.", body = List<PaymentReferenceOut>),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -307,7 +307,7 @@ pub async fn list_payment_references(
     caller: Caller,
     ApiQuery(params): ApiQuery<ReferenceListParams>,
 ) -> Result<Json<List<PaymentReferenceOut>>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Payments))?;
+    caller.require(Scope::read(ScopeFamily::PaymentReferences))?;
     let page = ListParams {
         limit: params.limit,
         starting_after: params.starting_after,

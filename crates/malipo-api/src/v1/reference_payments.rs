@@ -35,7 +35,7 @@ fn parse_id(id: &str) -> Result<ReferencePaymentId, ApiError> {
 /// Retrieve a customer payment to a reference number.
 #[utoipa::path(get, path = "/v1/reference-payments/{id}", tag = "payment references",
     params(("id" = String, Path, description = "The payment's id, `rpay_…`.")),
-    security(("api_key" = ["payments:read"])),
+    security(("api_key" = ["payment_references:read"])),
     responses(
         (status = 200, description = "OK.", body = ReferencePaymentOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -47,7 +47,7 @@ pub async fn get_reference_payment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ReferencePaymentOut>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Payments))?;
+    caller.require(Scope::read(ScopeFamily::PaymentReferences))?;
     let payment = state
         .store
         .find_reference_payment(caller.tenant, parse_id(&id)?, false)
@@ -101,7 +101,7 @@ pub struct ReferencePaymentListParams {
 /// ones (`status=unmatched`) wait for the merchant to assign them.
 #[utoipa::path(get, path = "/v1/reference-payments", tag = "payment references",
     params(ReferencePaymentListParams),
-    security(("api_key" = ["payments:read"])),
+    security(("api_key" = ["payment_references:read"])),
     responses(
         (status = 200, description = "OK.", body = List<ReferencePaymentOut>),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -113,7 +113,7 @@ pub async fn list_reference_payments(
     caller: Caller,
     ApiQuery(params): ApiQuery<ReferencePaymentListParams>,
 ) -> Result<Json<List<ReferencePaymentOut>>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Payments))?;
+    caller.require(Scope::read(ScopeFamily::PaymentReferences))?;
     let page = ListParams {
         limit: params.limit,
         starting_after: params.starting_after,
@@ -158,7 +158,7 @@ pub struct AssignIn {
 #[utoipa::path(post, path = "/v1/reference-payments/{id}/assign", tag = "payment references",
     params(("id" = String, Path, description = "The payment's id, `rpay_…`.")),
     request_body = AssignIn,
-    security(("api_key" = ["payments:write"])),
+    security(("api_key" = ["payment_references:write"])),
     responses(
         (status = 200, description = "Assigned: the reference as it now is, with the payment.", body = PaymentReferenceOut),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -173,7 +173,7 @@ pub async fn assign_reference_payment(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<AssignIn>,
 ) -> Result<Json<PaymentReferenceOut>, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Payments))?;
+    caller.require(Scope::write(ScopeFamily::PaymentReferences))?;
     let payment_id = parse_id(&id)?;
     let reference_id = PaymentReferenceId::parse(&input.payment_reference).map_err(|_| {
         ApiError::invalid(
@@ -194,7 +194,7 @@ pub async fn assign_reference_payment(
 /// `refund_payout`; a failed one leaves the payment refundable again.
 #[utoipa::path(post, path = "/v1/reference-payments/{id}/refund", tag = "payment references",
     params(("id" = String, Path, description = "The payment's id, `rpay_…`.")),
-    security(("api_key" = ["payments:write"])),
+    security(("api_key" = ["payment_references:write"])),
     responses(
         (status = 200, description = "The refund is under way.", body = ReferencePaymentOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -208,7 +208,7 @@ pub async fn refund_reference_payment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ReferencePaymentOut>, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Payments))?;
+    caller.require(Scope::write(ScopeFamily::PaymentReferences))?;
     let payment = state
         .payments
         .refund_reference_payment(caller.tenant, parse_id(&id)?)
@@ -257,7 +257,7 @@ pub struct SandboxCustomerPaymentOut {
 /// it like any rail's.
 #[utoipa::path(post, path = "/v1/sandbox/customer-payments", tag = "payment references",
     request_body = SandboxCustomerPaymentIn,
-    security(("api_key" = ["payments:write"])),
+    security(("api_key" = ["payment_references:write"])),
     responses(
         (status = 200, description = "Confirmed or refused.", body = SandboxCustomerPaymentOut),
         (status = 400, description = "Invalid request (or a live key); `param` names the field.", body = ErrorEnvelope),
@@ -270,7 +270,7 @@ pub async fn sandbox_customer_payment(
     caller: Caller,
     ApiJson(input): ApiJson<SandboxCustomerPaymentIn>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Payments))?;
+    caller.require(Scope::write(ScopeFamily::PaymentReferences))?;
     if caller.tenant.mode.is_live() {
         return Err(ApiError::invalid(
             "number",

@@ -84,7 +84,7 @@ pub struct SettlementIn {
 /// not yet settled (after recovering any debt), paid out through its rail.
 #[utoipa::path(post, path = "/v1/settlements", tag = "settlements",
     request_body = SettlementIn,
-    security(("api_key" = ["entities:write"])),
+    security(("api_key" = ["settlements:write"])),
     responses(
         (status = 201, description = "Computed; its payout follows (`settlement.submitted`, then `paid` or `failed`).", body = SettlementOut),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -98,7 +98,7 @@ pub async fn create_settlement(
     caller: Caller,
     ApiJson(input): ApiJson<SettlementIn>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Entities))?;
+    caller.require(Scope::write(ScopeFamily::Settlements))?;
     let entity = tenant_entity(&state, &caller, "entity", &input.entity).await?;
     match state.payments.settle_now(caller.tenant, entity.id).await? {
         ComputeOutcome::Computed(settlement) => Ok((
@@ -121,7 +121,7 @@ pub async fn create_settlement(
 /// Retrieve a settlement.
 #[utoipa::path(get, path = "/v1/settlements/{id}", tag = "settlements",
     params(("id" = String, Path, description = "The settlement's id, `stl_…`.")),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "OK.", body = SettlementOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -133,7 +133,7 @@ pub async fn get_settlement(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SettlementOut>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let settlement = state
         .store
         .find_settlement(Some(caller.tenant), parse_settlement_id(&id)?)
@@ -147,7 +147,7 @@ pub async fn get_settlement(
 /// is retried, one payout at a time: it is never paid twice.
 #[utoipa::path(post, path = "/v1/settlements/{id}/retry", tag = "settlements",
     params(("id" = String, Path, description = "The settlement's id, `stl_…`.")),
-    security(("api_key" = ["entities:write"])),
+    security(("api_key" = ["settlements:write"])),
     responses(
         (status = 200, description = "Submitted again.", body = SettlementOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -161,7 +161,7 @@ pub async fn retry_settlement(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SettlementOut>, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Entities))?;
+    caller.require(Scope::write(ScopeFamily::Settlements))?;
     let settlement = state
         .payments
         .retry_settlement(caller.tenant, parse_settlement_id(&id)?)
@@ -213,7 +213,7 @@ pub struct SettlementListParams {
 /// List settlements, newest first.
 #[utoipa::path(get, path = "/v1/settlements", tag = "settlements",
     params(SettlementListParams),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "OK.", body = List<SettlementOut>),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -225,7 +225,7 @@ pub async fn list_settlements(
     caller: Caller,
     ApiQuery(params): ApiQuery<SettlementListParams>,
 ) -> Result<Json<List<SettlementOut>>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let page = ListParams {
         limit: params.limit,
         starting_after: params.starting_after,
@@ -269,7 +269,7 @@ async fn settlement_lines_of(
 /// of the entity's available balance. They sum to its amount.
 #[utoipa::path(get, path = "/v1/settlements/{id}/lines", tag = "settlements",
     params(("id" = String, Path, description = "The settlement's id, `stl_…`.")),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "Every line (a batch's lines are not paged).", body = List<SettlementLineOut>),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -281,7 +281,7 @@ pub async fn list_settlement_lines(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<List<SettlementLineOut>>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let (_, lines) = settlement_lines_of(&state, &caller, &id).await?;
     Ok(Json(List {
         object: "list",
@@ -337,7 +337,7 @@ fn csv_response(filename: &str, body: String) -> Response {
 /// A settlement's statement as CSV: its lines, amounts in minor units.
 #[utoipa::path(get, path = "/v1/settlements/{id}/statement.csv", tag = "settlements",
     params(("id" = String, Path, description = "The settlement's id, `stl_…`.")),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "`created,transfer,position,description,amount,currency,settlement`, one row per line.", body = String, content_type = "text/csv"),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -349,7 +349,7 @@ pub async fn settlement_statement(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let (settlement, lines) = settlement_lines_of(&state, &caller, &id).await?;
     Ok(csv_response(
         &format!("{}.csv", settlement.id),
@@ -373,7 +373,7 @@ pub struct StatementParams {
 /// balance, with the settlement that paid it out (empty: not yet settled).
 #[utoipa::path(get, path = "/v1/entities/{id}/statement.csv", tag = "settlements",
     params(("id" = String, Path, description = "The entity's id, `ent_…`."), StatementParams),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "`created,transfer,position,description,amount,currency,settlement`, one row per entry.", body = String, content_type = "text/csv"),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -387,7 +387,7 @@ pub async fn entity_statement(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<StatementParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let entity = state
         .store
         .find_entity(
@@ -424,7 +424,7 @@ pub struct ReserveBalanceParams {
 /// its next batch would pay, what is on its way, overpayments and debt.
 #[utoipa::path(get, path = "/v1/reserves/balance", tag = "settlements",
     params(ReserveBalanceParams),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "OK.", body = ReserveBalanceOut),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -437,7 +437,7 @@ pub async fn reserve_balance(
     caller: Caller,
     ApiQuery(params): ApiQuery<ReserveBalanceParams>,
 ) -> Result<Json<ReserveBalanceOut>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let entity = tenant_entity(&state, &caller, "entity", &params.entity).await?;
     let balances = state.payments.entity_balances(&entity).await?;
     Ok(Json(ReserveBalanceOut {
@@ -479,7 +479,7 @@ pub struct ChargebackIn {
 #[utoipa::path(post, path = "/v1/chargebacks", tag = "settlements",
     request_body = ChargebackIn,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same chargeback is returned.")),
-    security(("api_key" = ["entities:write"])),
+    security(("api_key" = ["settlements:write"])),
     responses(
         (status = 201, description = "Recorded.", body = ChargebackOut),
         (status = 200, description = "The chargeback this Idempotency-Key recorded.", body = ChargebackOut),
@@ -496,7 +496,7 @@ pub async fn create_chargeback(
     headers: axum::http::HeaderMap,
     ApiJson(input): ApiJson<ChargebackIn>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::write(ScopeFamily::Entities))?;
+    caller.require(Scope::write(ScopeFamily::Settlements))?;
     if input.amount <= 0 {
         return Err(ApiError::invalid(
             "amount",
@@ -544,7 +544,7 @@ pub async fn create_chargeback(
 /// Retrieve a chargeback.
 #[utoipa::path(get, path = "/v1/chargebacks/{id}", tag = "settlements",
     params(("id" = String, Path, description = "The chargeback's id, `cb_…`.")),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "OK.", body = ChargebackOut),
         (status = 401, description = "Missing, invalid or revoked API key.", body = ErrorEnvelope),
@@ -556,7 +556,7 @@ pub async fn get_chargeback(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<ChargebackOut>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let chargeback = state
         .store
         .find_chargeback(
@@ -586,7 +586,7 @@ pub struct ChargebackListParams {
 /// List chargebacks, newest first.
 #[utoipa::path(get, path = "/v1/chargebacks", tag = "settlements",
     params(ChargebackListParams),
-    security(("api_key" = ["entities:read"])),
+    security(("api_key" = ["settlements:read"])),
     responses(
         (status = 200, description = "OK.", body = List<ChargebackOut>),
         (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
@@ -598,7 +598,7 @@ pub async fn list_chargebacks(
     caller: Caller,
     ApiQuery(params): ApiQuery<ChargebackListParams>,
 ) -> Result<Json<List<ChargebackOut>>, ApiError> {
-    caller.require(Scope::read(ScopeFamily::Entities))?;
+    caller.require(Scope::read(ScopeFamily::Settlements))?;
     let page = ListParams {
         limit: params.limit,
         starting_after: params.starting_after,

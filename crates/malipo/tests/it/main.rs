@@ -14,6 +14,7 @@ mod ledger;
 mod listen;
 mod money_core;
 mod nodes;
+mod oauth;
 mod operations;
 mod payments;
 mod payouts;
