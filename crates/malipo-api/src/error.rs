@@ -25,6 +25,7 @@ pub enum ErrorCode {
     AuthenticationRequired,
     AuthenticationFailed,
     InsufficientScope,
+    CsrfFailed,
     NotFound,
     MethodNotAllowed,
     IdempotencyKeyInUse,
@@ -52,6 +53,7 @@ impl ErrorCode {
             ErrorCode::AuthenticationRequired => "AUTHENTICATION_REQUIRED",
             ErrorCode::AuthenticationFailed => "AUTHENTICATION_FAILED",
             ErrorCode::InsufficientScope => "INSUFFICIENT_SCOPE",
+            ErrorCode::CsrfFailed => "CSRF_FAILED",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::IdempotencyKeyInUse => "IDEMPOTENCY_KEY_IN_USE",
@@ -79,6 +81,7 @@ impl ErrorCode {
                 StatusCode::UNAUTHORIZED
             }
             ErrorCode::InsufficientScope
+            | ErrorCode::CsrfFailed
             | ErrorCode::MerchantNotApproved
             | ErrorCode::EntityNotApproved => StatusCode::FORBIDDEN,
             ErrorCode::InsufficientBalance => StatusCode::PAYMENT_REQUIRED,

@@ -5,6 +5,7 @@
 //! handler. Handlers live in `v1/`, one file per resource.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -71,6 +72,7 @@ pub struct AppState {
         (name = "webhooks", description = "Endpoints that receive events, signed, with retries for three days."),
         (name = "settlements", description = "Batches paying out each entity's balance, statements, reserves and chargebacks."),
         (name = "oauth", description = "OAuth 2 client credentials: clients, and access tokens accepted wherever an API key is."),
+        (name = "dashboard", description = "The dashboard's sign-in: password, forced change, TOTP or SMS second factor, sessions in cookies with CSRF tokens."),
         (name = "operator", description = "The operator's own API (the operator token, not a merchant key): the KYC queue."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
@@ -115,6 +117,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::payment_references::router())
         .merge(v1::oauth_clients::router())
         .merge(v1::reference_payments::router())
+        .merge(v1::sandbox::router())
         .merge(v1::settlements::router())
         .merge(v1::events::router())
         .merge(v1::fees::router())
@@ -144,6 +147,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(v1::inbound::router())
         .merge(operator::router())
         .merge(oauth::router())
+        .merge(dashboard::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
@@ -156,6 +160,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(v1::inbound::router())
         .merge(operator::router())
         .merge(oauth::router())
+        .merge(dashboard::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));

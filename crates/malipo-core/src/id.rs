@@ -225,6 +225,10 @@ prefixed_id!(
     PaymentReferenceId, "pref"
 );
 prefixed_id!(
+    /// A dashboard user of a merchant.
+    UserId, "usr"
+);
+prefixed_id!(
     /// An OAuth client (its `client_id`).
     OAuthClientId, "cli"
 );

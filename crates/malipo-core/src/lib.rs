@@ -20,6 +20,7 @@ pub mod reference_number;
 pub mod scope;
 pub mod sealing;
 pub mod time_zone;
+pub mod totp;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use direction::Direction;
@@ -29,8 +30,8 @@ pub use id::{
     AccountId, ApiKeyId, AuditEventId, ChargebackId, CheckoutId, EntityId, EventId, FeeScheduleId,
     FxRateId, IdParseError, InboundId, JobId, MerchantId, OAuthClientId, PaymentId,
     PaymentReferenceId, PayoutId, PlanId, PlanProductId, ReferencePaymentId, RefundId, RequestId,
-    ReserveHoldId, SettlementId, TestClockId, TransferId, WebhookAttemptId, WebhookEndpointId,
-    WebhookSecretId,
+    ReserveHoldId, SettlementId, TestClockId, TransferId, UserId, WebhookAttemptId,
+    WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -239,7 +239,8 @@ impl Store {
     }
 }
 
-/// One merchant's audit events, in one mode.
+/// One merchant's audit events, in one mode, and those of the merchant as a
+/// whole (no mode: its dashboard users' sign-ins and credentials).
 pub struct TenantAudit<'a> {
     store: &'a Store,
     tenant: Tenant,
@@ -253,8 +254,9 @@ impl TenantAudit<'_> {
             &format!("SELECT {COLUMNS} FROM audit_events WHERE merchant_id = "),
         );
         sql.bind(self.tenant.merchant_id.to_string())
-            .push(" AND mode = ")
-            .bind(self.tenant.mode.as_str());
+            .push(" AND (mode IS NULL OR mode = ")
+            .bind(self.tenant.mode.as_str())
+            .push(")");
         if let Some(after) = &page.starting_after {
             sql.push(" AND sequence < (SELECT sequence FROM audit_events WHERE id = ")
                 .bind(after.clone())

@@ -33,6 +33,7 @@ mod payouts;
 mod plans;
 mod settlement;
 mod sql;
+mod users;
 mod webhooks;
 
 pub use api_keys::{ApiKeyRecord, ApiKeys, AuthKey, LAST_USED_RESOLUTION_MS, NewApiKey};
@@ -75,6 +76,7 @@ pub use settlement::{
     NewChargeback, PaymentSplit, ReferencePaymentFilter, ReferencePaymentRecord,
     SETTLEMENT_SUBMIT_JOB, SettlementFilter, SettlementLine, SettlementRecord, split_payment,
 };
+pub use users::{SessionRecord, SessionStage, UserRecord};
 pub use webhooks::{
     AttemptOutcome, AttemptsOf, DeliveryClaim, DeliveryTarget, EndpointUpdate, TenantWebhooks,
     WebhookAttemptRecord, WebhookEndpointRecord,

@@ -86,6 +86,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_oauth.sql"),
         postgres: include_str!("../migrations/postgres/0012_oauth.sql"),
     },
+    Migration {
+        version: 13,
+        name: "0013_users",
+        sqlite: include_str!("../migrations/sqlite/0013_users.sql"),
+        postgres: include_str!("../migrations/postgres/0013_users.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

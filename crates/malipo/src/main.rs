@@ -62,6 +62,9 @@ enum Command {
     /// Manage API keys. A key's secret is shown once, at creation.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Dashboard users: create a merchant's user with a temporary password.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// OAuth 2 client credentials: create a client, rotate the token signing key.
     #[command(subcommand)]
     Oauth(OauthCommand),
@@ -161,6 +164,23 @@ struct CreateKeyArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create a dashboard user and print a temporary password (shown this
+    /// once): the first sign-in must replace it, then enrol a second factor.
+    Create {
+        /// The merchant, `mer_…`.
+        #[arg(long)]
+        merchant: String,
+        /// The user's email, which they sign in with.
+        #[arg(long)]
+        email: String,
+        /// `owner`, `developer` or `viewer`.
+        #[arg(long, default_value = "owner")]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OauthCommand {
     /// Create an OAuth client and print its id and secret (shown this once).
     CreateClient(CreateKeyArgs),
@@ -229,6 +249,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Entities(command) => entities(&config, clock.as_ref(), command).await,
         Command::Keys(command) => keys(&config, clock.as_ref(), command).await,
         Command::Oauth(command) => oauth(&config, clock.as_ref(), command).await,
+        Command::Users(command) => users(&config, clock.as_ref(), command).await,
         Command::Ledger(command) => {
             with_store(&config, async |store| {
                 operator::ledger(store, clock.as_ref(), command).await
@@ -377,6 +398,62 @@ async fn entities(
         None => bail!("no entity {id}"),
     }
     Ok(())
+}
+
+async fn users(config: &Config, clock: &dyn Clock, command: UsersCommand) -> anyhow::Result<()> {
+    let UsersCommand::Create {
+        merchant,
+        email,
+        role,
+    } = command;
+    let merchant_id = parse_merchant(&merchant)?;
+    let email = email.trim().to_lowercase();
+    if !(3..=254).contains(&email.len())
+        || !email.contains('@')
+        || email.contains(char::is_whitespace)
+    {
+        bail!("--email: `{email}` is not an email address");
+    }
+    if !["owner", "developer", "viewer"].contains(&role.as_str()) {
+        bail!("--role must be owner, developer or viewer");
+    }
+    let store = app::connect_store(config).await?;
+    let result = async {
+        if store.merchants().find(merchant_id).await?.is_none() {
+            bail!("no merchant {merchant_id}");
+        }
+        let password = malipo_api::dashboard::temporary_password();
+        let now = clock.now();
+        let user = malipo_store::UserRecord {
+            id: malipo_core::UserId::generate(),
+            merchant_id,
+            email: email.clone(),
+            role,
+            password_hash: malipo_api::dashboard::hash_password(&password),
+            must_change_password: true,
+            totp_secret_sealed: None,
+            totp_enabled: false,
+            totp_last_step: None,
+            sms_phone: None,
+            sms_enabled: false,
+            failed_attempts: 0,
+            locked_until: None,
+            created_at: now,
+            updated_at: now,
+        };
+        if !store.create_user(&user, "cli").await? {
+            bail!("a user with the email {email} exists already");
+        }
+        eprintln!(
+            "Created user {} ({email}). Its temporary password, shown this once:",
+            user.id
+        );
+        println!("{password}");
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 async fn oauth(config: &Config, clock: &dyn Clock, command: OauthCommand) -> anyhow::Result<()> {

@@ -19,6 +19,7 @@ pub mod payments;
 pub mod payouts;
 pub mod plans;
 pub mod reference_payments;
+pub mod sandbox;
 pub mod settlements;
 pub mod test_clocks;
 pub mod webhook_endpoints;

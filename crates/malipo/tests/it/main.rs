@@ -6,6 +6,7 @@ mod binary;
 mod bnpl;
 mod conventions;
 mod crash;
+mod dashboard_auth;
 mod entities;
 mod harness;
 mod hosted;
