@@ -22,7 +22,7 @@ if [ -n "$database_url" ]; then
   psql "$database_url" -qc "DROP SCHEMA public CASCADE; CREATE SCHEMA public;" >/dev/null
   export DATABASE_URL="$database_url"
 fi
-(cd "$scratch" && exec "$OLDPWD/target/release/malipo" serve --listen "127.0.0.1:$port" --log-format json \
+(cd "$scratch" && MALIPO_RATE_LIMIT_PER_SECOND=0 exec "$OLDPWD/target/release/malipo" serve --listen "127.0.0.1:$port" --log-format json \
   >"$scratch/out.txt" 2>"$scratch/err.txt") &
 server=$!
 for _ in $(seq 1 100); do grep -q '^sk_test_' "$scratch/out.txt" 2>/dev/null && break; sleep 0.1; done

@@ -354,6 +354,7 @@ pub struct PasswordIn {
         (status = 401, description = "Not signed in, or the current password is wrong.", body = ErrorEnvelope),
         (status = 403, description = "`CSRF_FAILED`.", body = ErrorEnvelope),
         (status = 409, description = "Another step comes first.", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts from this address (`Retry-After`).", body = ErrorEnvelope),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -672,6 +673,7 @@ async fn send_sms_code(
         (status = 401, description = "Not signed in.", body = ErrorEnvelope),
         (status = 403, description = "`CSRF_FAILED`.", body = ErrorEnvelope),
         (status = 409, description = "Sign in fully first.", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts from this address (`Retry-After`).", body = ErrorEnvelope),
     ))]
 pub async fn enrol_sms(
     State(state): State<AppState>,
@@ -752,6 +754,7 @@ pub async fn confirm_sms(
         (status = 401, description = "Not signed in.", body = ErrorEnvelope),
         (status = 403, description = "`CSRF_FAILED`.", body = ErrorEnvelope),
         (status = 409, description = "Not at the second factor, or SMS is not enrolled.", body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts from this address (`Retry-After`).", body = ErrorEnvelope),
     ))]
 pub async fn send_sms(
     State(state): State<AppState>,

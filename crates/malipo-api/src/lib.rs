@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod operator;
 pub mod pagination;
+pub mod rate_limit;
 pub mod request_id;
 pub mod v1;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub payments: malipo_payments::Payments,
     pub keys: auth::KeyCache,
     pub webhooks: malipo_webhooks::Webhooks,
+    /// Per-credential and per-address rate limits.
+    pub rate_limits: rate_limit::RateLimits,
     /// Issues and verifies OAuth access tokens.
     pub tokens: oauth::Tokens,
     /// The operator API's token, hashed; `None` turns that API off.
@@ -141,6 +144,10 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             state.clone(),
             idempotency::enforce_idempotency,
         ))
+        .layer(from_fn_with_state(
+            state.clone(),
+            rate_limit::per_credential,
+        ))
         .layer(from_fn_with_state(state.clone(), auth::authenticate));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
@@ -200,6 +207,12 @@ fn with_middleware_errors(openapi: utoipa::openapi::OpenApi) -> utoipa::openapi:
             *schema = body.clone();
         }
         let mut added = Vec::new();
+        if operation.get("security").is_some() {
+            added.push((
+                "429",
+                "`RATE_LIMITED`: over the credential's rate; `Retry-After` says when to try again.",
+            ));
+        }
         // Only API-key routes read their bodies through `ApiJson`.
         if operation.get("requestBody").is_some() && operation.get("security").is_some() {
             added.push((
@@ -268,6 +281,7 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(hosted::router())
         .merge(hosted_checkout::router())
+        .layer(from_fn_with_state(state.clone(), rate_limit::per_address))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(from_fn(error::render_errors))

@@ -373,6 +373,7 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
         (status = 200, description = "The access token.", body = TokenResponse),
         (status = 400, description = "`invalid_request`, `unsupported_grant_type` or `invalid_scope`.", body = OAuthErrorOut),
         (status = 401, description = "`invalid_client`.", body = OAuthErrorOut),
+        (status = 429, description = "`RATE_LIMITED`: too many attempts from this address (`Retry-After`).", body = crate::error::ErrorEnvelope),
     ))]
 pub async fn issue_token(
     State(state): State<AppState>,

@@ -98,6 +98,44 @@ impl Merchants<'_> {
         Ok(approved == 1)
     }
 
+    /// Sets (or with `None` clears) the merchant's own API rate limit, in
+    /// requests per second per credential; audited. False: no such merchant.
+    pub async fn set_rate_limit(
+        &self,
+        id: MerchantId,
+        per_second: Option<i64>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.store.begin_write().await?;
+        let changed = sqlx::query("UPDATE merchants SET rate_limit_per_second = $1 WHERE id = $2")
+            .bind(per_second)
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        if changed == 1 {
+            let details = serde_json::json!({"per_second": per_second}).to_string();
+            let audit =
+                NewAuditEvent::new(actor, "merchant.rate_limit_set", id).with_details(details);
+            crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
+        }
+        transaction.commit().await?;
+        Ok(changed == 1)
+    }
+
+    /// The merchant's own rate limit, if the operator set one.
+    pub async fn rate_limit(&self, id: MerchantId) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT rate_limit_per_second FROM merchants WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.store.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("rate_limit_per_second")?,
+            None => None,
+        })
+    }
+
     pub async fn payouts_approved(&self, id: MerchantId) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT payouts_approved_at_ms FROM merchants WHERE id = $1")
             .bind(id.to_string())

@@ -92,6 +92,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_users.sql"),
         postgres: include_str!("../migrations/postgres/0013_users.sql"),
     },
+    Migration {
+        version: 14,
+        name: "0014_rate_limits",
+        sqlite: include_str!("../migrations/sqlite/0014_rate_limits.sql"),
+        postgres: include_str!("../migrations/postgres/0014_rate_limits.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -184,6 +184,7 @@ impl Application {
         );
         let (stopping, stopping_receiver) = watch::channel(false);
         let state = AppState {
+            rate_limits: config.rate_limits(),
             tokens: malipo_api::oauth::Tokens::new(
                 store.clone(),
                 master_key.clone(),
@@ -248,13 +249,16 @@ impl Application {
         // `into_make_service` hands each connection the same router (an Arc
         // clone). Serving the `Router` itself rebuilds every route's middleware
         // stack per connection: ~150 KB each, most of the RSS at 1,000 connections.
-        axum::serve(self.listener, router.into_make_service())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stopping.send(true);
-            })
-            .await
-            .context("the HTTP server failed")?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        })
+        .await
+        .context("the HTTP server failed")?;
         let _ = stop_upkeep.send(true);
         let _ = upkeep.await;
         let _ = worker.await;

@@ -75,6 +75,12 @@ pub struct Config {
     pub operator_token: Option<String>,
     /// How long an OAuth access token is valid, in seconds (60 to 86400).
     pub oauth_token_ttl_secs: u64,
+    /// Requests per second per API key or OAuth client (bursts of twice
+    /// that), unless the operator set the merchant's own; 0: no limit.
+    pub rate_limit_per_second: u32,
+    /// Sign-in attempts (passwords, codes, client secrets) per minute per
+    /// client address; 0: no limit.
+    pub sign_in_rate_limit_per_minute: u32,
 }
 
 impl Default for Config {
@@ -108,6 +114,8 @@ impl Default for Config {
             settlement_time_zone: "Africa/Nairobi".to_owned(),
             operator_token: None,
             oauth_token_ttl_secs: 3_600,
+            rate_limit_per_second: 100,
+            sign_in_rate_limit_per_minute: 20,
         }
     }
 }
@@ -147,9 +155,22 @@ const ENV_KEYS: &[&str] = &[
     "settlement_time_zone",
     "operator_token",
     "oauth_token_ttl_secs",
+    "rate_limit_per_second",
+    "sign_in_rate_limit_per_minute",
 ];
 
 impl Config {
+    /// The rate limits.
+    pub fn rate_limits(&self) -> malipo_api::rate_limit::RateLimits {
+        use malipo_api::rate_limit::{Limit, RateLimits};
+        let per_second = f64::from(self.rate_limit_per_second);
+        let per_minute = f64::from(self.sign_in_rate_limit_per_minute);
+        RateLimits::new(
+            Limit::new(per_second, per_second * 2.0),
+            Limit::new(per_minute / 60.0, per_minute),
+        )
+    }
+
     /// The OAuth access tokens' lifetime, checked.
     pub fn oauth_token_ttl(&self) -> anyhow::Result<std::time::Duration> {
         if !(60..=86_400).contains(&self.oauth_token_ttl_secs) {

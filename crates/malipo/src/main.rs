@@ -105,6 +105,17 @@ enum MerchantsCommand {
         /// The merchant, `mer_…`.
         merchant: String,
     },
+    /// Set a merchant's own API rate limit (requests per second per key or
+    /// OAuth client, bursts of twice that), or `--default` to use the
+    /// configured one. Audited; nodes apply it within 30 seconds.
+    SetRateLimit {
+        /// The merchant, `mer_…`.
+        merchant: String,
+        #[arg(long, conflicts_with = "default", required_unless_present = "default")]
+        per_second: Option<u32>,
+        #[arg(long)]
+        default: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -349,6 +360,25 @@ async fn merchants(
             }
             let merchant = store.merchants().create(name, "cli", clock.now()).await?;
             println!("{}", merchant.id);
+        }
+        MerchantsCommand::SetRateLimit {
+            merchant,
+            per_second,
+            default: _,
+        } => {
+            let merchant_id = parse_merchant(&merchant)?;
+            let per_second = per_second.map(i64::from);
+            if !store
+                .merchants()
+                .set_rate_limit(merchant_id, per_second, "cli", clock.now())
+                .await?
+            {
+                bail!("no merchant {merchant_id}");
+            }
+            match per_second {
+                Some(rate) => println!("{merchant_id}: {rate} requests per second per credential"),
+                None => println!("{merchant_id}: the configured rate limit"),
+            }
         }
         MerchantsCommand::ApprovePayouts { merchant } => {
             let merchant_id = parse_merchant(&merchant)?;

@@ -149,6 +149,10 @@ pub fn test_config(database_url: &str) -> Config {
         simulator_callback_delay_ms: 20,
         simulator_poll_after_ms: 300,
         webhook_timeout_ms: 1_000,
+        // Tests fire requests faster than any client should; the rate
+        // limits have their own test.
+        rate_limit_per_second: 0,
+        sign_in_rate_limit_per_minute: 0,
         ..Config::default()
     }
 }

@@ -22,6 +22,7 @@ mod payments;
 mod payouts;
 mod plans;
 mod process;
+mod rate_limits;
 mod references;
 mod scopes_doc;
 mod settlement;
