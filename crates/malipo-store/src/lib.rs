@@ -31,6 +31,7 @@ mod payment_references;
 mod payments;
 mod payouts;
 mod plans;
+mod secrets;
 mod settlement;
 mod sql;
 mod users;
@@ -70,6 +71,7 @@ pub use payouts::{
     PayoutStatus, TenantPayouts,
 };
 pub use plans::{PlanProductRecord, TenantPlanProducts};
+pub use secrets::ResealReport;
 pub use settlement::{
     AssignError, ChargebackOutcome, ChargebackRecord, ComputeOutcome, CustomerPaymentIn,
     CustomerPaymentOutcome, ENTITY_TICK_JOB, EntityAccounts, EntityBalances, InboundAccounts,

@@ -83,7 +83,7 @@ pub fn load_master_key(config: &Config) -> anyhow::Result<MasterKey> {
     MasterKey::from_base64(&text).with_context(|| format!("master key file {}", path.display()))
 }
 
-fn write_new_key_file(path: &Path) -> anyhow::Result<()> {
+pub fn write_new_key_file(path: &Path) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

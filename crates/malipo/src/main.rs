@@ -65,6 +65,9 @@ enum Command {
     /// Dashboard users: create a merchant's user with a temporary password.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Secrets at rest: re-seal them under a new master key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// OAuth 2 client credentials: create a client, rotate the token signing key.
     #[command(subcommand)]
     Oauth(OauthCommand),
@@ -192,6 +195,20 @@ enum UsersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum SecretsCommand {
+    /// Re-seal every secret Malipo keeps (webhook signing secrets, token
+    /// signing keys, TOTP secrets, replays of responses that showed a
+    /// secret) under a new master key, in one transaction, audited. Stop
+    /// every node first, then start them all with the new key. The file is
+    /// created with a new random key if it does not exist.
+    RotateMasterKey {
+        /// The new key's file (base64, 32 bytes), as `master_key_file` reads it.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum OauthCommand {
     /// Create an OAuth client and print its id and secret (shown this once).
     CreateClient(CreateKeyArgs),
@@ -261,6 +278,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys(command) => keys(&config, clock.as_ref(), command).await,
         Command::Oauth(command) => oauth(&config, clock.as_ref(), command).await,
         Command::Users(command) => users(&config, clock.as_ref(), command).await,
+        Command::Secrets(SecretsCommand::RotateMasterKey { new_key_file }) => {
+            rotate_master_key(&config, clock.as_ref(), &new_key_file).await
+        }
         Command::Ledger(command) => {
             with_store(&config, async |store| {
                 operator::ledger(store, clock.as_ref(), command).await
@@ -427,6 +447,43 @@ async fn entities(
         Some(entity) => println!("{}: KYC {status} ({})", entity.id, entity.name),
         None => bail!("no entity {id}"),
     }
+    Ok(())
+}
+
+async fn rotate_master_key(
+    config: &Config,
+    clock: &dyn Clock,
+    new_key_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let old = app::load_master_key(config)?;
+    if !new_key_file.exists() {
+        app::write_new_key_file(new_key_file)?;
+        eprintln!("Created a new master key in {}.", new_key_file.display());
+    }
+    let text = std::fs::read_to_string(new_key_file)
+        .with_context(|| format!("could not read {}", new_key_file.display()))?;
+    let new = malipo_core::MasterKey::from_base64(&text)
+        .with_context(|| format!("the key in {}", new_key_file.display()))?;
+    if new.open(&old.seal(b"same?")).is_ok() {
+        bail!("the new key is the current one");
+    }
+    let store = app::connect_store(config).await?;
+    let reseal = |sealed: &[u8]| old.open(sealed).ok().map(|plain| new.seal(&plain));
+    let result = store.reseal_secrets(&reseal, "cli", clock.now()).await;
+    store.close().await;
+    let report = result?.map_err(|problem| {
+        anyhow::anyhow!("{problem}: nothing was changed (is the configured key the current one?)")
+    })?;
+    for (table, count) in &report.counts {
+        println!("{table}\t{count}");
+    }
+    eprintln!(
+        "Every secret is now sealed under the key in {}. Start every node with it \
+         (master_key_file or MALIPO_MASTER_KEY); the old key opens nothing any more. \
+         Hosted-page links and sandbox transactions made before were signed with the old \
+         key and no longer verify.",
+        new_key_file.display()
+    );
     Ok(())
 }
 

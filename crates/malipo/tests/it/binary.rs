@@ -343,3 +343,111 @@ async fn two_server_processes_deliver_each_event_once() {
     second.terminate();
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_resealed_under_a_new_master_key_and_none_is_stored_in_clear() {
+    let database = TestDatabase::create().await;
+    let directory = work_directory();
+    let server = Server::start(&directory, &database.url, &[]);
+    let key = server
+        .printed_key(Duration::from_secs(5))
+        .expect("the sandbox key");
+    let client = crate::harness::http_client();
+    let base = server.base_url.clone();
+    // An OAuth client made with an Idempotency-Key (its response, secret
+    // and all, is kept sealed for replay), a token (a signing key is made
+    // and sealed), and a webhook endpoint (its signing secret, sealed).
+    let create_client = || {
+        client
+            .post(format!("{base}/v1/oauth-clients"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "client-1")
+            .json(&json!({"name": "rotation"}))
+            .send()
+    };
+    let made: Value = create_client().await.unwrap().json().await.unwrap();
+    let (client_id, client_secret) = (
+        made["id"].as_str().unwrap().to_owned(),
+        made["client_secret"].as_str().unwrap().to_owned(),
+    );
+    let token = |base: String| {
+        let client = client.clone();
+        let (id, secret) = (client_id.clone(), client_secret.clone());
+        async move {
+            client
+                .post(format!("{base}/oauth/token"))
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(token(base.clone()).await, 200);
+    let endpoint: Value = client
+        .post(format!("{base}/v1/webhook-endpoints"))
+        .bearer_auth(&key)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "enabled_events": ["payment.succeeded"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook_secret = endpoint["secret"].as_str().unwrap().to_owned();
+    server.terminate();
+    let stored = database_contents(&database).await;
+    for secret in [&client_secret, &webhook_secret] {
+        assert!(!contains(&stored, secret), "a secret is stored in clear");
+    }
+
+    // Rotate: every sealed value re-sealed under the new key, at once.
+    let rotate = || {
+        command(&directory, &database.url)
+            .args(["secrets", "rotate-master-key", "--new-key-file", "new.key"])
+            .output()
+            .unwrap()
+    };
+    let rotated = rotate();
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let report = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    for line in [
+        "webhook_secrets\t1",
+        "oauth_signing_keys\t1",
+        "idempotency_records\t1",
+    ] {
+        assert!(report.contains(line), "{report}");
+    }
+    // The old key opens nothing any more: a second rotation with it is
+    // refused, whole.
+    let again = rotate();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("does not open"));
+
+    // A node on the new key signs tokens and replays the sealed response.
+    let server = Server::start(
+        &directory,
+        &database.url,
+        &[("MALIPO_MASTER_KEY_FILE", "new.key")],
+    );
+    let base = server.base_url.clone();
+    assert_eq!(token(base.clone()).await, 200);
+    let replayed: Value = client
+        .post(format!("{base}/v1/oauth-clients"))
+        .bearer_auth(&key)
+        .header("Idempotency-Key", "client-1")
+        .json(&json!({"name": "rotation"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replayed["client_secret"], made["client_secret"]);
+    server.terminate();
+}
