@@ -184,6 +184,17 @@ async fn current(
         .find_user(session.user_id)
         .await?
         .ok_or_else(unauthenticated)?;
+    if state
+        .rate_limits
+        .merchant_controls(state, user.merchant_id)
+        .await
+        .1
+    {
+        return Err(ApiError::new(
+            ErrorCode::MerchantSuspended,
+            "This merchant is suspended by the operator.",
+        ));
+    }
     Ok((session, user))
 }
 

@@ -37,6 +37,7 @@ pub enum ErrorCode {
     RailUnavailable,
     InsufficientBalance,
     MerchantNotApproved,
+    MerchantSuspended,
     EntityNotApproved,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -65,6 +66,7 @@ impl ErrorCode {
             ErrorCode::RailUnavailable => "RAIL_UNAVAILABLE",
             ErrorCode::InsufficientBalance => "INSUFFICIENT_BALANCE",
             ErrorCode::MerchantNotApproved => "MERCHANT_NOT_APPROVED",
+            ErrorCode::MerchantSuspended => "MERCHANT_SUSPENDED",
             ErrorCode::EntityNotApproved => "ENTITY_NOT_APPROVED",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -83,6 +85,7 @@ impl ErrorCode {
             ErrorCode::InsufficientScope
             | ErrorCode::CsrfFailed
             | ErrorCode::MerchantNotApproved
+            | ErrorCode::MerchantSuspended
             | ErrorCode::EntityNotApproved => StatusCode::FORBIDDEN,
             ErrorCode::InsufficientBalance => StatusCode::PAYMENT_REQUIRED,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,

@@ -450,6 +450,16 @@ async fn token(
                 && client.record.revoked_at.is_none()
         })
         .ok_or_else(|| OAuthError::invalid_client(uses_basic))?;
+    let (_, suspended) = state
+        .rate_limits
+        .merchant_controls(state, client.record.tenant.merchant_id)
+        .await;
+    if suspended {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "The client's merchant is suspended by the operator.",
+        ));
+    }
     let scopes = match request.scope.as_deref().map(str::trim) {
         None | Some("") => client.record.scopes.clone(),
         Some(requested) => {

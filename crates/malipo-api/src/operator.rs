@@ -7,9 +7,12 @@
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
 use axum::http::header;
 use axum::http::request::Parts;
-use malipo_core::EntityId;
+use axum::response::{IntoResponse, Response};
+use malipo_core::{EntityId, MerchantId, Timestamp};
+use malipo_store::MerchantStatus;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -196,8 +199,289 @@ pub async fn operator_decide_kyc(
     Ok(Json(EntityOut::from(entity)))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OperatorMerchantOut {
+    pub id: MerchantId,
+    #[schema(example = "merchant")]
+    pub object: &'static str,
+    pub name: String,
+    pub created: Timestamp,
+    /// When live payouts were approved (none: not yet).
+    pub live_payouts_approved: Option<Timestamp>,
+    /// While suspended, none of the merchant's credentials works.
+    pub suspended: Option<Timestamp>,
+    pub suspended_reason: Option<String>,
+    /// Its own API rate limit (requests per second per credential); none:
+    /// the configured default.
+    pub rate_limit_per_second: Option<i64>,
+}
+
+impl From<MerchantStatus> for OperatorMerchantOut {
+    fn from(m: MerchantStatus) -> Self {
+        Self {
+            id: m.id,
+            object: "merchant",
+            name: m.name,
+            created: m.created_at,
+            live_payouts_approved: m.payouts_approved_at,
+            suspended: m.suspended_at,
+            suspended_reason: m.suspended_reason,
+            rate_limit_per_second: m.rate_limit_per_second,
+        }
+    }
+}
+
+const ACTOR: &str = "operator-api";
+
+fn parse_merchant(id: &str) -> Result<MerchantId, ApiError> {
+    MerchantId::parse(id).map_err(|_| ApiError::not_found("merchant", id))
+}
+
+async fn merchant_out(
+    state: &AppState,
+    id: MerchantId,
+) -> Result<Json<OperatorMerchantOut>, ApiError> {
+    let status = state
+        .store
+        .merchants()
+        .status(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("merchant", &id.to_string()))?;
+    Ok(Json(status.into()))
+}
+
+/// 404 unless the merchant exists.
+async fn ensure_merchant(state: &AppState, id: MerchantId) -> Result<(), ApiError> {
+    merchant_out(state, id).await.map(|_| ())
+}
+
+/// Every merchant, newest first, with its approvals and suspension.
+#[utoipa::path(get, path = "/operator/merchants", tag = "operator",
+    params(ListParams),
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "OK.", body = List<OperatorMerchantOut>),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+    ))]
+pub async fn operator_list_merchants(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<List<OperatorMerchantOut>>, ApiError> {
+    let page = params.page_request(MerchantId::parse)?;
+    let page = state.store.merchants().statuses(&page).await?;
+    Ok(Json(List {
+        object: "list",
+        data: page
+            .rows
+            .into_iter()
+            .map(OperatorMerchantOut::from)
+            .collect(),
+        has_more: page.has_more,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantIn {
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+/// Create a merchant (then its first user with `malipo users create`, or
+/// keys with `malipo keys create`).
+#[utoipa::path(post, path = "/operator/merchants", tag = "operator",
+    request_body = MerchantIn,
+    security(("operator_token" = [])),
+    responses(
+        (status = 201, description = "Created.", body = OperatorMerchantOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+    ))]
+pub async fn operator_create_merchant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiJson(input): ApiJson<MerchantIn>,
+) -> Result<Response, ApiError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid(
+            "name",
+            "`name` must be 1 to 100 characters.",
+        ));
+    }
+    crate::v1::payments::check_text("name", name, 100)?;
+    let merchant = state
+        .store
+        .merchants()
+        .create(name, ACTOR, state.clock.now())
+        .await?;
+    let out = merchant_out(&state, merchant.id).await?;
+    Ok((StatusCode::CREATED, out).into_response())
+}
+
+/// Retrieve a merchant.
+#[utoipa::path(get, path = "/operator/merchants/{id}", tag = "operator",
+    params(("id" = String, Path, description = "The merchant, `mer_…`.")),
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "OK.", body = OperatorMerchantOut),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such merchant.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_get_merchant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<OperatorMerchantOut>, ApiError> {
+    merchant_out(&state, parse_merchant(&id)?).await
+}
+
+/// Approve a merchant's live payouts (test mode never needs it). Audited.
+#[utoipa::path(post, path = "/operator/merchants/{id}/approve-live-payouts", tag = "operator",
+    params(("id" = String, Path, description = "The merchant, `mer_…`.")),
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "Approved (or it was).", body = OperatorMerchantOut),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such merchant.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_approve_live_payouts(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<OperatorMerchantOut>, ApiError> {
+    let id = parse_merchant(&id)?;
+    ensure_merchant(&state, id).await?;
+    state
+        .store
+        .merchants()
+        .approve_payouts(id, ACTOR, state.clock.now())
+        .await?;
+    merchant_out(&state, id).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendIn {
+    /// Why (1 to 500 characters), kept in the audit log.
+    pub reason: String,
+}
+
+/// Suspend a merchant: every key, OAuth client and dashboard session of it
+/// is refused (403 `MERCHANT_SUSPENDED`) within 30 seconds. Audited.
+#[utoipa::path(post, path = "/operator/merchants/{id}/suspend", tag = "operator",
+    params(("id" = String, Path, description = "The merchant, `mer_…`.")),
+    request_body = SuspendIn,
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "Suspended (or it was).", body = OperatorMerchantOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such merchant.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_suspend_merchant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<SuspendIn>,
+) -> Result<Json<OperatorMerchantOut>, ApiError> {
+    let id = parse_merchant(&id)?;
+    let reason = input.reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::invalid("reason", "`reason` must not be empty."));
+    }
+    crate::v1::payments::check_text("reason", reason, REASON_LENGTH_MAX)?;
+    ensure_merchant(&state, id).await?;
+    state
+        .store
+        .merchants()
+        .set_suspended(id, Some(reason), ACTOR, state.clock.now())
+        .await?;
+    state.rate_limits.forget(id);
+    merchant_out(&state, id).await
+}
+
+/// Reinstate a suspended merchant. Audited.
+#[utoipa::path(post, path = "/operator/merchants/{id}/reinstate", tag = "operator",
+    params(("id" = String, Path, description = "The merchant, `mer_…`.")),
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "Reinstated (or it was not suspended).", body = OperatorMerchantOut),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such merchant.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_reinstate_merchant(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<OperatorMerchantOut>, ApiError> {
+    let id = parse_merchant(&id)?;
+    ensure_merchant(&state, id).await?;
+    state
+        .store
+        .merchants()
+        .set_suspended(id, None, ACTOR, state.clock.now())
+        .await?;
+    state.rate_limits.forget(id);
+    merchant_out(&state, id).await
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitIn {
+    /// Requests per second per credential (1 to 100000); null: the
+    /// configured default.
+    #[schema(minimum = 1, maximum = 100000)]
+    pub per_second: Option<i64>,
+}
+
+/// Set a merchant's own API rate limit. Audited.
+#[utoipa::path(post, path = "/operator/merchants/{id}/rate-limit", tag = "operator",
+    params(("id" = String, Path, description = "The merchant, `mer_…`.")),
+    request_body = RateLimitIn,
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "Set.", body = OperatorMerchantOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such merchant.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_set_rate_limit(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<RateLimitIn>,
+) -> Result<Json<OperatorMerchantOut>, ApiError> {
+    let id = parse_merchant(&id)?;
+    if input
+        .per_second
+        .is_some_and(|rate| !(1..=100_000).contains(&rate))
+    {
+        return Err(ApiError::invalid(
+            "per_second",
+            "`per_second` must be 1 to 100000, or null.",
+        ));
+    }
+    ensure_merchant(&state, id).await?;
+    state
+        .store
+        .merchants()
+        .set_rate_limit(id, input.per_second, ACTOR, state.clock.now())
+        .await?;
+    state.rate_limits.forget(id);
+    merchant_out(&state, id).await
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(operator_list_entities))
         .routes(routes!(operator_decide_kyc))
+        .routes(routes!(operator_list_merchants, operator_create_merchant))
+        .routes(routes!(operator_get_merchant))
+        .routes(routes!(operator_approve_live_payouts))
+        .routes(routes!(operator_suspend_merchant))
+        .routes(routes!(operator_reinstate_merchant))
+        .routes(routes!(operator_set_rate_limit))
 }

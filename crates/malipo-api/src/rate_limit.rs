@@ -53,8 +53,9 @@ const BUCKETS_MAX: usize = 100_000;
 /// How long a merchant's own limit is trusted before being read again.
 const MERCHANT_LIMIT_TTL: Duration = Duration::from_secs(30);
 
-/// A merchant's own limit (if any), and when it was read.
-type MerchantLimit = (Option<Limit>, Instant);
+/// A merchant's own limit (if any), whether it is suspended, and when
+/// that was read.
+type MerchantLimit = (Option<Limit>, bool, Instant);
 
 #[derive(Clone)]
 pub struct RateLimits {
@@ -106,30 +107,55 @@ impl RateLimits {
         }
     }
 
-    async fn merchant_limit(&self, state: &AppState, merchant: MerchantId) -> Limit {
-        if let Some((limit, at)) = self
+    /// The merchant's limit and whether it is suspended (read at most
+    /// every 30 seconds per node).
+    pub async fn merchant_controls(&self, state: &AppState, merchant: MerchantId) -> (Limit, bool) {
+        if let Some((limit, suspended, at)) = self
             .merchants
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&merchant)
             && at.elapsed() < MERCHANT_LIMIT_TTL
         {
-            return limit.unwrap_or(self.default);
+            return (limit.unwrap_or(self.default), *suspended);
         }
-        let own = match state.store.merchants().rate_limit(merchant).await {
-            Ok(own) => own.map(|per_second| Limit::new(per_second as f64, per_second as f64 * 2.0)),
+        let (own, suspended) = match state.store.merchants().status(merchant).await {
+            Ok(Some(status)) => (
+                status
+                    .rate_limit_per_second
+                    .map(|per_second| Limit::new(per_second as f64, per_second as f64 * 2.0)),
+                status.suspended_at.is_some(),
+            ),
+            Ok(None) => (None, false),
             Err(error) => {
-                tracing::warn!(%merchant, %error, "could not read the merchant's rate limit");
-                None
+                tracing::warn!(%merchant, %error, "could not read the merchant's controls");
+                (None, false)
             }
         };
         let mut merchants = self.merchants.lock().unwrap_or_else(|p| p.into_inner());
         if merchants.len() >= BUCKETS_MAX {
             merchants.clear();
         }
-        merchants.insert(merchant, (own, Instant::now()));
-        own.unwrap_or(self.default)
+        merchants.insert(merchant, (own, suspended, Instant::now()));
+        (own.unwrap_or(self.default), suspended)
     }
+
+    /// Forgets what this node knew of a merchant's controls (just changed here).
+    pub fn forget(&self, merchant: MerchantId) {
+        self.merchants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&merchant);
+    }
+}
+
+/// What a suspended merchant's credential gets.
+pub fn suspended_response() -> Response {
+    ApiError::new(
+        ErrorCode::MerchantSuspended,
+        "This merchant is suspended by the operator; contact them.",
+    )
+    .into_response()
 }
 
 fn too_many(wait: Duration) -> Response {
@@ -152,10 +178,13 @@ pub async fn per_credential(
     next: Next,
 ) -> Response {
     if let Some(caller) = request.extensions().get::<Caller>() {
-        let limit = state
+        let (limit, suspended) = state
             .rate_limits
-            .merchant_limit(&state, caller.tenant.merchant_id)
+            .merchant_controls(&state, caller.tenant.merchant_id)
             .await;
+        if suspended {
+            return suspended_response();
+        }
         if let Err(wait) = state
             .rate_limits
             .take(&caller.principal, limit, Instant::now())

@@ -59,7 +59,7 @@ pub use ledger::{
     TransferRecord, TransferState,
 };
 pub use ledger_writer::{BATCH_TRANSFERS_MAX, LedgerWriter};
-pub use merchants::{MerchantRecord, Merchants};
+pub use merchants::{MerchantRecord, MerchantStatus, Merchants};
 pub use oauth::{NewOAuthClient, OAuthClientAuth, OAuthClientRecord, SigningKeyRecord};
 pub use payment_references::{CreateReferenceOutcome, PaymentReferenceRecord, ReferenceFilter};
 pub use payments::{

@@ -91,7 +91,10 @@ impl Merchants<'_> {
         .await?
         .rows_affected();
         if approved == 1 {
-            let audit = NewAuditEvent::new(actor, "merchant.payouts_approved", id);
+            let audit = NewAuditEvent {
+                merchant_id: Some(id),
+                ..NewAuditEvent::new(actor, "merchant.payouts_approved", id)
+            };
             crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
         }
         transaction.commit().await?;
@@ -116,8 +119,10 @@ impl Merchants<'_> {
             .rows_affected();
         if changed == 1 {
             let details = serde_json::json!({"per_second": per_second}).to_string();
-            let audit =
-                NewAuditEvent::new(actor, "merchant.rate_limit_set", id).with_details(details);
+            let audit = NewAuditEvent {
+                merchant_id: Some(id),
+                ..NewAuditEvent::new(actor, "merchant.rate_limit_set", id).with_details(details)
+            };
             crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
         }
         transaction.commit().await?;
@@ -200,4 +205,116 @@ fn from_row(row: &AnyRow) -> Result<MerchantRecord, StoreError> {
         name: row.try_get("name")?,
         created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
     })
+}
+
+/// A merchant as the operator sees it: approvals, suspension, rate limit.
+#[derive(Debug, Clone)]
+pub struct MerchantStatus {
+    pub id: MerchantId,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub payouts_approved_at: Option<Timestamp>,
+    pub suspended_at: Option<Timestamp>,
+    pub suspended_reason: Option<String>,
+    pub rate_limit_per_second: Option<i64>,
+}
+
+const STATUS_COLUMNS: &str = "id, name, created_at_ms, payouts_approved_at_ms, suspended_at_ms, \
+     suspended_reason, rate_limit_per_second";
+
+fn status_from_row(row: &AnyRow) -> Result<MerchantStatus, StoreError> {
+    let id: String = row.try_get("id")?;
+    let time = |column: &str| -> Result<Option<Timestamp>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(column)?
+            .map(Timestamp::from_unix_ms))
+    };
+    Ok(MerchantStatus {
+        id: MerchantId::parse(&id).map_err(|e| StoreError::corrupt("merchants", "id", e))?,
+        name: row.try_get("name")?,
+        created_at: Timestamp::from_unix_ms(row.try_get("created_at_ms")?),
+        payouts_approved_at: time("payouts_approved_at_ms")?,
+        suspended_at: time("suspended_at_ms")?,
+        suspended_reason: row.try_get("suspended_reason")?,
+        rate_limit_per_second: row.try_get("rate_limit_per_second")?,
+    })
+}
+
+impl Merchants<'_> {
+    pub async fn status(&self, id: MerchantId) -> Result<Option<MerchantStatus>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {STATUS_COLUMNS} FROM merchants WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.store.pool)
+        .await?;
+        row.as_ref().map(status_from_row).transpose()
+    }
+
+    /// Every merchant, newest first.
+    pub async fn statuses(
+        &self,
+        page: &crate::PageRequest,
+    ) -> Result<crate::Page<MerchantStatus>, StoreError> {
+        let mut sql = crate::sql::Sql::new(
+            self.store.backend(),
+            &format!("SELECT {STATUS_COLUMNS} FROM merchants WHERE 1 = 1"),
+        );
+        if let Some(after) = &page.starting_after {
+            sql.push(" AND id < ").bind(after.clone());
+        }
+        sql.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(page.limit) + 1);
+        let rows = sql.query().fetch_all(&self.store.pool).await?;
+        let records = rows
+            .iter()
+            .map(status_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(crate::Page::from_overfetch(records, page.limit))
+    }
+
+    /// Suspends (`Some(reason)`) or reinstates (`None`) a merchant: while
+    /// suspended, none of its credentials works. Audited. False: no change.
+    pub async fn set_suspended(
+        &self,
+        id: MerchantId,
+        reason: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut transaction = self.store.begin_write().await?;
+        let changed = match reason {
+            Some(reason) => sqlx::query(
+                "UPDATE merchants SET suspended_at_ms = $1, suspended_reason = $2 WHERE id = $3 \
+                 AND suspended_at_ms IS NULL",
+            )
+            .bind(now.unix_ms())
+            .bind(reason)
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected(),
+            None => sqlx::query(
+                "UPDATE merchants SET suspended_at_ms = NULL, suspended_reason = NULL WHERE id = $1 \
+                 AND suspended_at_ms IS NOT NULL",
+            )
+            .bind(id.to_string())
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected(),
+        };
+        if changed == 1 {
+            let (action, details) = match reason {
+                Some(reason) => ("merchant.suspended", serde_json::json!({"reason": reason})),
+                None => ("merchant.reinstated", serde_json::json!({})),
+            };
+            let audit = NewAuditEvent {
+                merchant_id: Some(id),
+                ..NewAuditEvent::new(actor, action, id).with_details(details.to_string())
+            };
+            crate::audit::append_in(&mut transaction, self.store.backend(), &audit, now).await?;
+        }
+        transaction.commit().await?;
+        Ok(changed == 1)
+    }
 }

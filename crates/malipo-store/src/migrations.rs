@@ -98,6 +98,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_rate_limits.sql"),
         postgres: include_str!("../migrations/postgres/0014_rate_limits.sql"),
     },
+    Migration {
+        version: 15,
+        name: "0015_suspension",
+        sqlite: include_str!("../migrations/sqlite/0015_suspension.sql"),
+        postgres: include_str!("../migrations/postgres/0015_suspension.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

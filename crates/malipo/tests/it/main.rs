@@ -18,6 +18,7 @@ mod money_core;
 mod nodes;
 mod oauth;
 mod operations;
+mod operator_api;
 mod payments;
 mod payouts;
 mod plans;
