@@ -474,6 +474,166 @@ pub async fn operator_set_rate_limit(
     merchant_out(&state, id).await
 }
 
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeeScheduleIn {
+    /// The merchant it applies to, `mer_…`; none: the platform's default.
+    pub merchant: Option<String>,
+    #[schema(value_type = crate::v1::CurrencyCode, example = "TZS")]
+    pub currency: String,
+    /// Percentage part, basis points (0 to 10000).
+    #[schema(minimum = 0, maximum = 10000)]
+    pub percent_bps: i64,
+    /// Fixed part, minor units (default 0).
+    #[schema(minimum = 0)]
+    pub fixed: Option<i64>,
+    #[schema(minimum = 0)]
+    pub min: Option<i64>,
+    #[schema(minimum = 0)]
+    pub max: Option<i64>,
+    /// `customer` (added on top) or `merchant` (deducted).
+    pub payer: String,
+    /// Only this rail's (e.g. `mpesa`); none: any.
+    pub rail: Option<String>,
+    /// `collection` or `payout`; none: both.
+    pub direction: Option<String>,
+}
+
+/// Set a fee schedule (the platform's, or one merchant's), replacing the
+/// one with the same level, rail, direction and currency. Audited.
+#[utoipa::path(post, path = "/operator/fee-schedules", tag = "operator",
+    request_body = FeeScheduleIn,
+    security(("operator_token" = [])),
+    responses(
+        (status = 201, description = "Set.", body = crate::v1::fees::FeeScheduleOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such merchant.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_set_fee_schedule(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiJson(input): ApiJson<FeeScheduleIn>,
+) -> Result<Response, ApiError> {
+    let currency = crate::v1::fees::parse_currency("currency", &input.currency)?;
+    let level = match input.merchant.as_deref() {
+        Some(text) => {
+            let id = MerchantId::parse(text).map_err(|_| {
+                ApiError::invalid("merchant", "`merchant` must be a merchant id, `mer_…`.")
+            })?;
+            ensure_merchant(&state, id).await?;
+            malipo_store::FeeLevel::Merchant(id)
+        }
+        None => malipo_store::FeeLevel::Platform,
+    };
+    let payer = malipo_core::FeePayer::parse(&input.payer)
+        .ok_or_else(|| ApiError::invalid("payer", "`payer` is `customer` or `merchant`."))?;
+    let direction = input
+        .direction
+        .as_deref()
+        .map(|text| {
+            malipo_core::Direction::parse(text).ok_or_else(|| {
+                ApiError::invalid("direction", "`direction` is `collection` or `payout`.")
+            })
+        })
+        .transpose()?;
+    if let Some(rail) = &input.rail
+        && (rail.is_empty()
+            || rail.len() > 32
+            || !rail.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    {
+        return Err(ApiError::invalid(
+            "rail",
+            "`rail` is a rail id, e.g. `mpesa`.",
+        ));
+    }
+    let percent_bps = u32::try_from(input.percent_bps)
+        .ok()
+        .filter(|bps| *bps <= 10_000)
+        .ok_or_else(|| ApiError::invalid("percent_bps", "`percent_bps` must be 0 to 10000."))?;
+    let schedule = malipo_core::FeeSchedule::new(
+        percent_bps,
+        input.fixed.unwrap_or(0),
+        input.min,
+        input.max,
+        payer,
+    )
+    .map_err(|error| ApiError::invalid("fixed", format!("{error}.")))?;
+    let target = malipo_store::FeeTarget {
+        level,
+        rail: input.rail,
+        direction,
+        currency,
+    };
+    let record = state
+        .store
+        .set_fee_schedule(target, schedule, ACTOR, state.clock.now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::v1::fees::FeeScheduleOut::from(record)),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FxRateIn {
+    #[schema(value_type = crate::v1::CurrencyCode, example = "USD")]
+    pub base: String,
+    #[schema(value_type = crate::v1::CurrencyCode, example = "UGX")]
+    pub quote: String,
+    /// Units of `quote` per unit of `base`, as a decimal string.
+    #[schema(example = "3712.45")]
+    pub rate: String,
+    /// Where the rate comes from (1 to 100 characters).
+    pub source: String,
+    /// When the rate was true, RFC 3339; default now.
+    pub as_of: Option<String>,
+}
+
+/// Record an exchange rate (conversion quotes use the latest). Audited.
+#[utoipa::path(post, path = "/operator/fx-rates", tag = "operator",
+    request_body = FxRateIn,
+    security(("operator_token" = [])),
+    responses(
+        (status = 201, description = "Recorded.", body = crate::v1::fx_rates::FxRateOut),
+        (status = 400, description = "Invalid request; `param` names the field.", body = ErrorEnvelope),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+    ))]
+pub async fn operator_set_fx_rate(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiJson(input): ApiJson<FxRateIn>,
+) -> Result<Response, ApiError> {
+    let base = crate::v1::fees::parse_currency("base", &input.base)?;
+    let quote = crate::v1::fees::parse_currency("quote", &input.quote)?;
+    let rate = malipo_core::Rate::parse(base, quote, &input.rate)
+        .map_err(|error| ApiError::invalid("rate", format!("{error}.")))?;
+    let source = input.source.trim();
+    if source.is_empty() {
+        return Err(ApiError::invalid(
+            "source",
+            "`source` must name where the rate comes from.",
+        ));
+    }
+    crate::v1::payments::check_text("source", source, 100)?;
+    let now = state.clock.now();
+    let as_of = match input.as_of.as_deref() {
+        Some(text) => crate::v1::ledger::parse_time("as_of", text)?,
+        None => now,
+    };
+    let record = state
+        .store
+        .set_fx_rate(&rate, source, as_of, ACTOR, now)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::v1::fx_rates::FxRateOut::from(record)),
+    )
+        .into_response())
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(operator_list_entities))
@@ -484,4 +644,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(operator_suspend_merchant))
         .routes(routes!(operator_reinstate_merchant))
         .routes(routes!(operator_set_rate_limit))
+        .routes(routes!(operator_set_fee_schedule))
+        .routes(routes!(operator_set_fx_rate))
 }

@@ -96,6 +96,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/operator/merchants/{id}/suspend"),
     ("post", "/operator/merchants/{id}/reinstate"),
     ("post", "/operator/merchants/{id}/rate-limit"),
+    ("post", "/operator/fee-schedules"),
+    ("post", "/operator/fx-rates"),
     ("get", "/v1/entities"),
     ("post", "/v1/entities"),
     ("get", "/v1/entities/{id}"),

@@ -161,4 +161,55 @@ async fn the_operator_creates_approves_limits_suspends_and_reinstates_merchants(
             "{action}: {actions:?}"
         );
     }
+
+    // Fee schedules and exchange rates, over the operator API.
+    let schedule = json_of(
+        operator(reqwest::Method::POST, "/operator/fee-schedules")
+            .json(&json!({"merchant": id, "currency": "TZS", "percent_bps": 150, "payer": "customer"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let schedules = json_of(
+        app.request(reqwest::Method::GET, "/v1/fee-schedules", &key)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert!(
+        schedules
+            .to_string()
+            .contains(schedule["id"].as_str().unwrap())
+    );
+    let refused = operator(reqwest::Method::POST, "/operator/fee-schedules")
+        .json(&json!({"currency": "TZS", "percent_bps": 20_000, "payer": "customer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_error(refused, 400, "INVALID_REQUEST").await["error"]["param"],
+        "percent_bps"
+    );
+    let rate = json_of(
+        operator(reqwest::Method::POST, "/operator/fx-rates")
+            .json(&json!({"base": "USD", "quote": "UGX", "rate": "3712.45", "source": "central bank"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let rates = json_of(
+        app.request(reqwest::Method::GET, "/v1/fx-rates", &key)
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert!(rates.to_string().contains(rate["id"].as_str().unwrap()));
 }
