@@ -219,6 +219,48 @@ fn check_csrf(
     }
 }
 
+/// A body that may carry the CSRF token (forms cannot set headers).
+trait CsrfField {
+    fn csrf_token(&self) -> Option<&str>;
+}
+
+macro_rules! csrf_field {
+    ($($input:ty),*) => {
+        $(impl CsrfField for $input {
+            fn csrf_token(&self) -> Option<&str> {
+                self.csrf_token.as_deref()
+            }
+        })*
+    };
+}
+
+csrf_field!(PasswordIn, CsrfIn, CodeIn, SmsEnrolIn, SignOutIn);
+
+/// A state-changing step: the session and its user, the body, the CSRF
+/// token checked, and the session at one of `stages` (none: any).
+async fn step<T: DeserializeOwned + CsrfField>(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    stages: &[SessionStage],
+) -> Result<(SessionRecord, UserRecord, T), ApiError> {
+    let (session, user) = current(state, headers).await?;
+    let input: T = body(headers, bytes)?;
+    check_csrf(&session, headers, input.csrf_token())?;
+    if !stages.is_empty() && !stages.contains(&session.stage) {
+        return Err(wrong_stage(&session));
+    }
+    Ok((session, user, input))
+}
+
+/// Whether `code` is the SMS code sent to this session, still good.
+fn sms_code_matches(session: &SessionRecord, code: &str, now: Timestamp) -> bool {
+    session.sms_code_hash.as_deref().is_some_and(|hash| {
+        session.sms_code_expires_at.is_some_and(|until| until > now)
+            && bool::from(sha256_hex(code.trim()).as_bytes().ct_eq(hash.as_bytes()))
+    })
+}
+
 fn wrong_stage(session: &SessionRecord) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidState,
@@ -372,15 +414,13 @@ pub async fn change_password(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Json<SessionOut>, ApiError> {
-    let (session, mut user) = current(&state, &headers).await?;
-    let input: PasswordIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
-    if !matches!(
-        session.stage,
-        SessionStage::ChangePassword | SessionStage::Active
-    ) {
-        return Err(wrong_stage(&session));
-    }
+    let (session, mut user, input): (_, _, PasswordIn) = step(
+        &state,
+        &headers,
+        &bytes,
+        &[SessionStage::ChangePassword, SessionStage::Active],
+    )
+    .await?;
     let now = state.clock.now();
     if !password_matches(&input.current_password, &user.password_hash) {
         record_failure(&state, &mut user, now).await?;
@@ -453,15 +493,13 @@ pub async fn enrol_totp(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Json<TotpEnrolmentOut>, ApiError> {
-    let (session, mut user) = current(&state, &headers).await?;
-    let input: CsrfIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
-    if !matches!(
-        session.stage,
-        SessionStage::EnrolSecondFactor | SessionStage::Active
-    ) {
-        return Err(wrong_stage(&session));
-    }
+    let (session, mut user, _): (_, _, CsrfIn) = step(
+        &state,
+        &headers,
+        &bytes,
+        &[SessionStage::EnrolSecondFactor, SessionStage::Active],
+    )
+    .await?;
     let mut secret = [0u8; totp::SECRET_BYTES];
     getrandom::fill(&mut secret).expect("the operating system's random source is available");
     user.totp_secret_sealed = Some(state.master_key.seal(&secret));
@@ -533,14 +571,14 @@ pub async fn confirm_totp(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (session, mut user) = current(&state, &headers).await?;
-    let input: CodeIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
-    if !matches!(
-        session.stage,
-        SessionStage::EnrolSecondFactor | SessionStage::Active
-    ) || user.totp_secret_sealed.is_none()
-    {
+    let (session, mut user, input): (_, _, CodeIn) = step(
+        &state,
+        &headers,
+        &bytes,
+        &[SessionStage::EnrolSecondFactor, SessionStage::Active],
+    )
+    .await?;
+    if user.totp_secret_sealed.is_none() {
         return Err(wrong_stage(&session));
     }
     let now = state.clock.now();
@@ -587,24 +625,13 @@ pub async fn verify_second_factor(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (session, mut user) = current(&state, &headers).await?;
-    let input: CodeIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
-    if session.stage != SessionStage::SecondFactor {
-        return Err(wrong_stage(&session));
-    }
+    let (session, mut user, input): (_, _, CodeIn) =
+        step(&state, &headers, &bytes, &[SessionStage::SecondFactor]).await?;
     let now = state.clock.now();
     if let Some(error) = locked(&user, now) {
         return Ok(retry_after(error, &user, now));
     }
-    let sms_ok = session.sms_code_hash.as_deref().is_some_and(|hash| {
-        session.sms_code_expires_at.is_some_and(|until| until > now)
-            && bool::from(
-                sha256_hex(input.code.trim())
-                    .as_bytes()
-                    .ct_eq(hash.as_bytes()),
-            )
-    });
+    let sms_ok = sms_code_matches(&session, &input.code, now);
     if sms_ok {
         user.failed_attempts = 0;
     } else if let Some(step) = totp_step(&state, &user, &input.code) {
@@ -691,12 +718,8 @@ pub async fn enrol_sms(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (session, mut user) = current(&state, &headers).await?;
-    let input: SmsEnrolIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
-    if session.stage != SessionStage::Active {
-        return Err(wrong_stage(&session));
-    }
+    let (session, mut user, input): (_, _, SmsEnrolIn) =
+        step(&state, &headers, &bytes, &[SessionStage::Active]).await?;
     let phone = crate::v1::payments::parse_phone("phone", &input.phone)?.to_string();
     user.sms_phone = Some(phone.clone());
     user.sms_enabled = false;
@@ -727,21 +750,13 @@ pub async fn confirm_sms(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (session, mut user) = current(&state, &headers).await?;
-    let input: CodeIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
-    if session.stage != SessionStage::Active || user.sms_phone.is_none() {
+    let (session, mut user, input): (_, _, CodeIn) =
+        step(&state, &headers, &bytes, &[SessionStage::Active]).await?;
+    if user.sms_phone.is_none() {
         return Err(wrong_stage(&session));
     }
     let now = state.clock.now();
-    let ok = session.sms_code_hash.as_deref().is_some_and(|hash| {
-        session.sms_code_expires_at.is_some_and(|until| until > now)
-            && bool::from(
-                sha256_hex(input.code.trim())
-                    .as_bytes()
-                    .ct_eq(hash.as_bytes()),
-            )
-    });
+    let ok = sms_code_matches(&session, &input.code, now);
     if !ok {
         return code_refused(&state, &mut user).await;
     }
@@ -772,9 +787,7 @@ pub async fn send_sms(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (session, user) = current(&state, &headers).await?;
-    let input: CsrfIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
+    let (session, user, _): (_, _, CsrfIn) = step(&state, &headers, &bytes, &[]).await?;
     let phone = user.sms_phone.clone().filter(|_| user.sms_enabled);
     let (SessionStage::SecondFactor, Some(phone)) = (session.stage, phone) else {
         return Err(wrong_stage(&session));
@@ -825,9 +838,7 @@ pub async fn logout(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let (session, user) = current(&state, &headers).await?;
-    let input: SignOutIn = body(&headers, &bytes)?;
-    check_csrf(&session, &headers, input.csrf_token.as_deref())?;
+    let (session, user, input): (_, _, SignOutIn) = step(&state, &headers, &bytes, &[]).await?;
     let only = (!input.everywhere.unwrap_or(false)).then_some(session.id_hash.as_str());
     state
         .store
