@@ -40,7 +40,7 @@ pub(crate) fn command(directory: &Path, database_url: &str) -> Command {
 use crate::process::ServerProcess as Server;
 
 /// Everything the database holds, as text and bytes, to search for secrets.
-async fn database_contents(database: &TestDatabase) -> Vec<u8> {
+pub(crate) async fn database_contents(database: &TestDatabase) -> Vec<u8> {
     if let Some(directory) = database.sqlite_directory() {
         let mut bytes = Vec::new();
         for entry in std::fs::read_dir(directory).unwrap() {
@@ -69,7 +69,7 @@ async fn database_contents(database: &TestDatabase) -> Vec<u8> {
     text.into_bytes()
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle.as_bytes())

@@ -251,6 +251,28 @@ async fn the_first_sign_in_forces_a_new_password_then_totp_and_every_sign_in_nee
     .await;
     assert_eq!(signed_in["stage"], "active");
 
+    // None of it is in the database in clear: passwords are argon2id
+    // hashes, the TOTP secret is sealed, the cookie is kept as its hash.
+    let dump = app.database_dump().await;
+    let cookie = browser.cookie.clone().unwrap();
+    let cookie_value = cookie.split_once('=').unwrap().1;
+    for secret in [
+        PASSWORD,
+        temporary.as_str(),
+        totp::base32(&secret).as_str(),
+        cookie_value,
+    ] {
+        assert!(
+            !crate::binary::contains(&dump, secret),
+            "stored in clear: {secret}"
+        );
+    }
+    assert!(
+        !dump
+            .windows(secret.len())
+            .any(|window| window == secret.as_slice())
+    );
+
     let audit = json_of(app.get("/v1/audit-events?limit=100").await, 200).await;
     let actions: Vec<&str> = audit["data"]
         .as_array()

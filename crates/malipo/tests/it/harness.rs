@@ -211,6 +211,11 @@ pub async fn spawn_app_configured(
 }
 
 impl TestApp {
+    /// Everything the database holds, as bytes (to search for secrets).
+    pub async fn database_dump(&self) -> Vec<u8> {
+        crate::binary::database_contents(&self._database).await
+    }
+
     pub fn database_url(&self) -> String {
         self._database.url.clone()
     }
