@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod oauth;
 pub mod operator;
+pub mod operator_rails;
 pub mod pagination;
 pub mod rate_limit;
 pub mod request_id;
@@ -76,7 +77,7 @@ pub struct AppState {
         (name = "settlements", description = "Batches paying out each entity's balance, statements, reserves and chargebacks."),
         (name = "oauth", description = "OAuth 2 client credentials: clients, and access tokens accepted wherever an API key is."),
         (name = "dashboard", description = "The dashboard's sign-in: password, forced change, TOTP or SMS second factor, sessions in cookies with CSRF tokens."),
-        (name = "operator", description = "The operator's own API (the operator token, not a merchant key): the KYC queue."),
+        (name = "operator", description = "The operator's own API (the operator token, not a merchant key): merchants, KYC decisions, fee schedules, exchange rates, rail configurations."),
         (name = "inbound", description = "Callbacks from rails (signed by the rail, not by an API key)."),
         (name = "ledger", description = "Balances and the double-entry ledger behind them."),
         (name = "fees", description = "Fee schedules and fee quotes."),
@@ -153,6 +154,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(v1)
         .merge(v1::inbound::router())
         .merge(operator::router())
+        .merge(operator_rails::router())
         .merge(oauth::router())
         .merge(dashboard::router())
         .routes(routes!(health::get_health))
@@ -166,6 +168,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(v1_routes())
         .merge(v1::inbound::router())
         .merge(operator::router())
+        .merge(operator_rails::router())
         .merge(oauth::router())
         .merge(dashboard::router())
         .routes(routes!(health::get_health))

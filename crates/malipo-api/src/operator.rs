@@ -1,9 +1,10 @@
 //! `/operator/…`: the operator's own API, beside the merchants'. It is
 //! authenticated by the operator token from the configuration
 //! (`operator_token`), not by a merchant's key; without a configured token
-//! it refuses every request. Today: the KYC queue of settlement entities
-//! and the decision on each (the same as `malipo entities approve|reject`,
-//! audited alike).
+//! it refuses every request. Here: merchants (create, approve for live
+//! payouts, suspend, rate limit), the KYC queue of settlement entities and
+//! the decision on each, fee schedules and exchange rates, each audited as
+//! the CLI's equivalents are. Rail configurations: `operator_rails`.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, State};
@@ -231,7 +232,7 @@ impl From<MerchantStatus> for OperatorMerchantOut {
     }
 }
 
-const ACTOR: &str = "operator-api";
+pub(crate) const ACTOR: &str = "operator-api";
 
 fn parse_merchant(id: &str) -> Result<MerchantId, ApiError> {
     MerchantId::parse(id).map_err(|_| ApiError::not_found("merchant", id))
@@ -251,7 +252,7 @@ async fn merchant_out(
 }
 
 /// 404 unless the merchant exists.
-async fn ensure_merchant(state: &AppState, id: MerchantId) -> Result<(), ApiError> {
+pub(crate) async fn ensure_merchant(state: &AppState, id: MerchantId) -> Result<(), ApiError> {
     merchant_out(state, id).await.map(|_| ())
 }
 

@@ -248,6 +248,11 @@ prefixed_id!(
     /// Part of a credit held in an entity's reserve until its release date.
     ReserveHoldId, "rsv"
 );
+prefixed_id!(
+    /// A rail's configuration (settings and sealed credentials), one
+    /// merchant's or the platform's.
+    RailConfigId, "rc"
+);
 
 #[cfg(test)]
 mod tests {

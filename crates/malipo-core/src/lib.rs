@@ -29,9 +29,9 @@ pub use fx::{FxError, Rate};
 pub use id::{
     AccountId, ApiKeyId, AuditEventId, ChargebackId, CheckoutId, EntityId, EventId, FeeScheduleId,
     FxRateId, IdParseError, InboundId, JobId, MerchantId, OAuthClientId, PaymentId,
-    PaymentReferenceId, PayoutId, PlanId, PlanProductId, ReferencePaymentId, RefundId, RequestId,
-    ReserveHoldId, SettlementId, TestClockId, TransferId, UserId, WebhookAttemptId,
-    WebhookEndpointId, WebhookSecretId,
+    PaymentReferenceId, PayoutId, PlanId, PlanProductId, RailConfigId, ReferencePaymentId,
+    RefundId, RequestId, ReserveHoldId, SettlementId, TestClockId, TransferId, UserId,
+    WebhookAttemptId, WebhookEndpointId, WebhookSecretId,
 };
 pub use key_token::{KeyToken, KeyTokenError, SecretHash};
 pub use mode::Mode;

@@ -10,6 +10,7 @@ pub mod bnpl;
 mod collections;
 pub mod objects;
 mod payouts;
+pub mod rail_configs;
 mod rails;
 pub mod settlement;
 pub mod worker;

@@ -31,6 +31,7 @@ mod payment_references;
 mod payments;
 mod payouts;
 mod plans;
+mod rail_configs;
 mod secrets;
 mod settlement;
 mod sql;
@@ -71,6 +72,7 @@ pub use payouts::{
     PayoutStatus, TenantPayouts,
 };
 pub use plans::{PlanProductRecord, TenantPlanProducts};
+pub use rail_configs::{RailConfigRecord, SaveRailConfig};
 pub use secrets::ResealReport;
 pub use settlement::{
     AssignError, ChargebackOutcome, ChargebackRecord, ComputeOutcome, CustomerPaymentIn,

@@ -104,6 +104,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_suspension.sql"),
         postgres: include_str!("../migrations/postgres/0015_suspension.sql"),
     },
+    Migration {
+        version: 16,
+        name: "0016_rail_configs",
+        sqlite: include_str!("../migrations/sqlite/0016_rail_configs.sql"),
+        postgres: include_str!("../migrations/postgres/0016_rail_configs.sql"),
+    },
 ];
 
 /// An arbitrary constant naming Malipo's migration lock on PostgreSQL.

@@ -13,6 +13,7 @@ const SEALED_TEXT: &[(&str, &str, &str)] = &[
     ("webhook_secrets", "id", "sealed_secret"),
     ("oauth_signing_keys", "kid", "sealed_secret"),
     ("users", "id", "totp_secret_sealed"),
+    ("rail_configs", "id", "credentials_sealed"),
 ];
 
 /// How many values of each kind were re-sealed.

@@ -15,6 +15,7 @@ mod bench_plans;
 mod bench_webhooks;
 mod listen;
 mod operator;
+mod rail_configs;
 
 /// Malipo: a self-hostable payments platform for African mobile money.
 ///
@@ -80,6 +81,10 @@ enum Command {
     /// Exchange rates: set and list.
     #[command(subcommand)]
     Fx(operator::FxCommand),
+    /// Real rails' configurations (settings, sealed credentials) per
+    /// merchant or platform-wide: specs, list, configure, remove. Audited.
+    #[command(subcommand)]
+    Rails(rail_configs::RailsCommand),
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(operator::AuditCommand),
@@ -197,8 +202,8 @@ enum UsersCommand {
 #[derive(Debug, Subcommand)]
 enum SecretsCommand {
     /// Re-seal every secret Malipo keeps (webhook signing secrets, token
-    /// signing keys, TOTP secrets, replays of responses that showed a
-    /// secret) under a new master key, in one transaction, audited. Stop
+    /// signing keys, TOTP secrets, rail credentials, replays of responses
+    /// that showed a secret) under a new master key, in one transaction, audited. Stop
     /// every node first, then start them all with the new key. The file is
     /// created with a new random key if it does not exist.
     RotateMasterKey {
@@ -296,6 +301,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Fx(command) => {
             with_store(&config, async |store| {
                 operator::fx(store, clock.as_ref(), command).await
+            })
+            .await
+        }
+        Command::Rails(command) => {
+            let master_key = app::load_master_key(&config)?;
+            with_store(&config, async |store| {
+                rail_configs::run(store, &master_key, clock.as_ref(), command).await
             })
             .await
         }

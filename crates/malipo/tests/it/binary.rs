@@ -397,8 +397,55 @@ async fn secrets_are_resealed_under_a_new_master_key_and_none_is_stored_in_clear
         .unwrap();
     let webhook_secret = endpoint["secret"].as_str().unwrap().to_owned();
     server.terminate();
+    // A platform-wide rail configuration from the CLI, its credentials read
+    // from a file (kept out of the shell's history) and sealed.
+    let rail_secret = "airtel-client-secret-5e4d3c2b1a09";
+    std::fs::write(
+        directory.join("settings.json"),
+        r#"{"environment": "sandbox", "country": "UG", "currency": "UGX"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        directory.join("credentials.json"),
+        format!(r#"{{"client_id": "airtel-client", "client_secret": "{rail_secret}"}}"#),
+    )
+    .unwrap();
+    let configured = command(&directory, &database.url)
+        .args([
+            "rails",
+            "configure",
+            "--rail",
+            "airtel_money",
+            "--settings-file",
+            "settings.json",
+            "--credentials-file",
+            "credentials.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        configured.status.success(),
+        "{}",
+        String::from_utf8_lossy(&configured.stderr)
+    );
+    let rails_list = || {
+        let listed = command(&directory, &database.url)
+            .args(["rails", "list"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&listed.stdout).into_owned()
+    };
+    let listed = rails_list();
+    assert!(
+        listed.contains("platform\tairtel_money\tenabled"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("credentials set: client_id,client_secret\tcredentials open"),
+        "{listed}"
+    );
     let stored = database_contents(&database).await;
-    for secret in [&client_secret, &webhook_secret] {
+    for secret in [&client_secret, &webhook_secret, rail_secret] {
         assert!(!contains(&stored, secret), "a secret is stored in clear");
     }
 
@@ -419,6 +466,7 @@ async fn secrets_are_resealed_under_a_new_master_key_and_none_is_stored_in_clear
     for line in [
         "webhook_secrets\t1",
         "oauth_signing_keys\t1",
+        "rail_configs\t1",
         "idempotency_records\t1",
     ] {
         assert!(report.contains(line), "{report}");
@@ -429,6 +477,14 @@ async fn secrets_are_resealed_under_a_new_master_key_and_none_is_stored_in_clear
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("does not open"));
 
+    // Under the old key the rail credentials no longer open; the new one opens them.
+    assert!(rails_list().contains("CREDENTIALS DO NOT OPEN"));
+    let listed = command(&directory, &database.url)
+        .env("MALIPO_MASTER_KEY_FILE", "new.key")
+        .args(["rails", "list"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\tcredentials open"));
     // A node on the new key signs tokens and replays the sealed response.
     let server = Server::start(
         &directory,
