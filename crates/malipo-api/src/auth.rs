@@ -49,6 +49,48 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// A dashboard user, set on an in-process request by the dashboard (no
+/// HTTP client can set a request's extensions): the API then treats the
+/// request as this user's, with the role's scopes. The dashboard so has no
+/// path to the data but the API's own.
+#[derive(Debug, Clone)]
+pub struct DashboardUser {
+    /// `usr_…`.
+    pub user_id: String,
+    pub merchant_id: malipo_core::MerchantId,
+    pub mode: malipo_core::Mode,
+    /// `owner`, `developer` or `viewer`.
+    pub role: String,
+}
+
+impl DashboardUser {
+    /// Owners and developers hold every scope (team management is the
+    /// dashboard's, by role); viewers read everything but credentials.
+    pub fn scopes(&self) -> Scopes {
+        match self.role.as_str() {
+            "owner" | "developer" => Scopes::All,
+            _ => Scopes::Only(
+                malipo_core::ScopeFamily::ALL
+                    .into_iter()
+                    .filter(|family| *family != malipo_core::ScopeFamily::ApiKeys)
+                    .map(Scope::read)
+                    .collect(),
+            ),
+        }
+    }
+
+    fn caller(&self) -> Caller {
+        Caller {
+            tenant: Tenant {
+                merchant_id: self.merchant_id,
+                mode: self.mode,
+            },
+            principal: format!("user:{}", self.user_id),
+            scopes: self.scopes(),
+        }
+    }
+}
+
 fn failed(message: &str) -> ApiError {
     ApiError::new(ErrorCode::AuthenticationFailed, message)
 }
@@ -129,7 +171,11 @@ pub async fn authenticate(
     next: Next,
 ) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).cloned();
-    match resolve(&state, authorization).await {
+    let resolved = match request.extensions().get::<DashboardUser>() {
+        Some(user) => Ok(user.caller()),
+        None => resolve(&state, authorization).await,
+    };
+    match resolved {
         Ok(caller) => {
             tracing::Span::current().record(
                 "merchant_id",

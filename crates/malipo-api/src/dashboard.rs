@@ -818,6 +818,22 @@ pub async fn me(
     Ok(Json(session_out(&session, session.stage, &user)))
 }
 
+/// The session at whatever stage: what the sign-in still needs (for the
+/// dashboard's sign-in pages).
+#[utoipa::path(get, path = "/dashboard/api/session", tag = "dashboard",
+    responses(
+        (status = 200, description = "OK; `stage` says what is still needed.", body = SessionOut),
+        (status = 401, description = "Not signed in.", body = ErrorEnvelope),
+        (status = 403, description = "`MERCHANT_SUSPENDED`.", body = ErrorEnvelope),
+    ))]
+pub async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<SessionOut>, ApiError> {
+    let (session, user) = current(&state, &headers).await?;
+    Ok(Json(session_out(&session, session.stage, &user)))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignOutIn {
     /// Sign out every session of this user, on every device.
@@ -862,5 +878,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_sms))
         .routes(routes!(send_sms))
         .routes(routes!(me))
+        .routes(routes!(session))
         .routes(routes!(logout))
 }

@@ -116,6 +116,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(v1::api_keys::router())
         .merge(v1::audit_events::router())
         .merge(v1::balances::router())
+        .merge(v1::payment_stats::router())
         .merge(v1::checkouts::router())
         .merge(v1::entities::router())
         .merge(v1::payment_references::router())

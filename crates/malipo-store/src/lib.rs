@@ -64,8 +64,8 @@ pub use merchants::{MerchantRecord, MerchantStatus, Merchants};
 pub use oauth::{NewOAuthClient, OAuthClientAuth, OAuthClientRecord, SigningKeyRecord};
 pub use payment_references::{CreateReferenceOutcome, PaymentReferenceRecord, ReferenceFilter};
 pub use payments::{
-    CreatePaymentOutcome, PAYMENT_FOLLOW_UP_JOB, PaymentFilter, PaymentRecord, PaymentUpdate,
-    TenantPayments, UpdateOutcome,
+    CreatePaymentOutcome, PAYMENT_FOLLOW_UP_JOB, PaymentFilter, PaymentRecord, PaymentStatRow,
+    PaymentUpdate, TenantPayments, UpdateOutcome,
 };
 pub use payouts::{
     CreatePayoutOutcome, PAYOUT_FOLLOW_UP_JOB, PayoutDestination, PayoutKind, PayoutRecord,

@@ -490,3 +490,52 @@ impl TenantPayments<'_> {
         Ok(Page::from_overfetch(payments, page.limit))
     }
 }
+
+/// Payments of one day, status, currency and rail: a row of
+/// [`Store::payment_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentStatRow {
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    pub status: String,
+    pub currency: String,
+    /// Empty when no rail was chosen.
+    pub rail: String,
+    pub count: i64,
+    pub amount_minor: i64,
+}
+
+impl Store {
+    /// A tenant's payments created since `since`, counted and summed per
+    /// UTC day, status, currency and rail.
+    pub async fn payment_stats(
+        &self,
+        tenant: Tenant,
+        since: Timestamp,
+    ) -> Result<Vec<PaymentStatRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT created_at_ms / 86400000 AS day, status, currency, COALESCE(rail, '') AS rail, \
+             COUNT(*) AS n, CAST(SUM(amount_minor) AS BIGINT) AS total FROM payments \
+             WHERE merchant_id = $1 AND mode = $2 AND created_at_ms >= $3 \
+             GROUP BY created_at_ms / 86400000, status, currency, COALESCE(rail, '') \
+             ORDER BY day, status, currency, rail",
+        )
+        .bind(tenant.merchant_id.to_string())
+        .bind(tenant.mode.as_str())
+        .bind(since.unix_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PaymentStatRow {
+                    day: row.try_get("day")?,
+                    status: row.try_get("status")?,
+                    currency: row.try_get("currency")?,
+                    rail: row.try_get("rail")?,
+                    count: row.try_get("n")?,
+                    amount_minor: row.try_get("total")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -244,7 +244,10 @@ impl Application {
             upkeep_stopped,
         ));
         tracing::info!(addr = %self.local_addr(), backend = self.store.backend().name(), "malipo listening");
-        let router = malipo_api::router(self.state);
+        let api = malipo_api::router(self.state);
+        // The dashboard reads and acts only through the API's router; what
+        // is not a dashboard page is the API's (its 404s and all).
+        let router = malipo_dashboard::router(api.clone()).fallback_service(api);
         let stopping = self.stopping;
         // `into_make_service` hands each connection the same router (an Arc
         // clone). Serving the `Router` itself rebuilds every route's middleware

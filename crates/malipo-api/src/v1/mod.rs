@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod oauth_clients;
 pub mod payment_options;
 pub mod payment_references;
+pub mod payment_stats;
 pub mod payments;
 pub mod payouts;
 pub mod plans;

@@ -76,7 +76,12 @@ impl<'a> Browser<'a> {
 }
 
 /// The operator creates a user with the CLI; returns its temporary password.
-fn create_user(app: &TestApp, email: &str) -> String {
+pub(crate) fn create_user(app: &TestApp, email: &str) -> String {
+    create_user_with_role(app, email, "owner")
+}
+
+/// As [`create_user`], with a role.
+pub(crate) fn create_user_with_role(app: &TestApp, email: &str, role: &str) -> String {
     let output = command(&work_directory(), &app.database_url())
         .args([
             "users",
@@ -86,7 +91,7 @@ fn create_user(app: &TestApp, email: &str) -> String {
             "--email",
             email,
             "--role",
-            "owner",
+            role,
         ])
         .output()
         .unwrap();

@@ -7,6 +7,7 @@ mod bnpl;
 mod conventions;
 mod crash;
 mod dashboard_auth;
+mod dashboard_pages;
 mod entities;
 mod harness;
 mod hosted;

@@ -1,0 +1,125 @@
+//! The signed-in pages, one module per area. Each handler reads through the
+//! API as the user ([`crate::Signed`]) and draws a [`crate::view::Page`].
+
+mod developers;
+mod overview;
+mod payments;
+mod sandbox;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use crate::client::Api;
+use crate::view::{self, Cell, Row, Table};
+
+pub fn router() -> Router<Api> {
+    Router::new()
+        .route("/dashboard/{mode}", get(overview::page))
+        .route("/dashboard/{mode}/payments", get(payments::list))
+        .route("/dashboard/{mode}/payments/{id}", get(payments::detail))
+        .route(
+            "/dashboard/{mode}/payments/{id}/status",
+            get(payments::status),
+        )
+        .route(
+            "/dashboard/{mode}/payments/{id}/cancel",
+            post(payments::cancel),
+        )
+        .route(
+            "/dashboard/{mode}/payments/{id}/refund",
+            post(payments::refund),
+        )
+        .route("/dashboard/{mode}/payouts", get(payments::payouts))
+        .route("/dashboard/{mode}/refunds", get(payments::refunds))
+        .route("/dashboard/{mode}/developers", get(developers::page))
+        .route(
+            "/dashboard/{mode}/developers/api-keys",
+            post(developers::create_key),
+        )
+        .route(
+            "/dashboard/{mode}/developers/api-keys/{id}/revoke",
+            post(developers::revoke_key),
+        )
+        .route(
+            "/dashboard/{mode}/developers/oauth-clients",
+            post(developers::create_client),
+        )
+        .route(
+            "/dashboard/{mode}/developers/oauth-clients/{id}/revoke",
+            post(developers::revoke_client),
+        )
+        .route("/dashboard/{mode}/sandbox", get(sandbox::page))
+        .route(
+            "/dashboard/{mode}/sandbox/payments",
+            post(sandbox::create_payment),
+        )
+}
+
+/// A list's query string, kept for filters and the next page.
+pub(crate) type Query = HashMap<String, String>;
+
+/// `?name=value&…` of the filters given (empty ones left out), plus `extra`.
+pub(crate) fn query_string(query: &Query, names: &[&str], extra: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(&str, &str)> = names
+        .iter()
+        .filter_map(|name| {
+            query
+                .get(*name)
+                .map(|value| value.trim())
+                .filter(|value| !value.is_empty())
+                .map(|value| (*name, value))
+        })
+        .collect();
+    pairs.extend_from_slice(extra);
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    }
+}
+
+/// A table of a `/v1` list's `data`, one row per object, and the link to
+/// the next page (`starting_after` the last id) when there is one.
+pub(crate) fn list_table(
+    list: &Value,
+    columns: &[&'static str],
+    empty: &str,
+    row: impl Fn(&Value) -> Row,
+    next_base: &str,
+) -> (Table, Option<String>) {
+    let data = list["data"].as_array().cloned().unwrap_or_default();
+    let next = (list["has_more"] == true)
+        .then(|| data.last().map(|last| view::s(last, "id")))
+        .flatten()
+        .map(|last| {
+            let separator = if next_base.contains('?') { '&' } else { '?' };
+            format!("{next_base}{separator}starting_after={last}")
+        });
+    (
+        Table {
+            columns: view::columns(columns),
+            rows: data.iter().map(row).collect(),
+            empty: empty.to_owned(),
+        },
+        next,
+    )
+}
+
+/// A phone, or "—".
+pub(crate) fn or_dash(text: String) -> String {
+    if text.is_empty() {
+        "—".to_owned()
+    } else {
+        text
+    }
+}
+
+pub(crate) fn id_cell(value: &Value) -> Cell {
+    Cell::mono(view::s(value, "id"))
+}

@@ -1,0 +1,467 @@
+//! Payments (list with filters; a page per payment with its timeline, the
+//! webhook deliveries of its events, and its actions), payouts and refunds.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query as QueryOf};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Query, id_cell, list_table, or_dash, query_string};
+use crate::view::{
+    self, Cell, Form, InputField, Page, Row, Section, TimelineItem, field, mono_field,
+};
+use crate::{Role, Signed, Submitted, back, flash_of};
+
+const PAYMENT_STATUSES: &[(&str, &str)] = &[
+    ("", "Any status"),
+    ("requires_action", "Requires action"),
+    ("pending", "Pending"),
+    ("succeeded", "Succeeded"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
+    ("expired", "Expired"),
+];
+
+const FILTERS: &[&str] = &["status", "phone", "merchant_reference", "created_gte"];
+
+fn valid_id(id: &str, prefix: &str) -> bool {
+    id.starts_with(prefix)
+        && id.len() < 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+pub async fn list(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
+    let limit = [("limit", "25")];
+    let mut api_query = query_string(&query, FILTERS, &limit);
+    if let Some(after) = query.get("starting_after") {
+        api_query.push_str(&format!("&starting_after={}", urlencode(after)));
+    }
+    let list = match signed.get(&format!("/v1/payments{api_query}")).await {
+        Ok(list) => list,
+        Err(failure) => return signed.failure_page(&failure),
+    };
+    let base = signed.href("/payments");
+    let (table, next) = list_table(
+        &list,
+        &[
+            "Payment",
+            "Amount>",
+            "Status",
+            "Customer",
+            "Rail",
+            "Reference",
+            "Created",
+        ],
+        "No payments match.",
+        |payment| Row {
+            href: Some(format!("{base}/{}", view::s(payment, "id"))),
+            cells: vec![
+                id_cell(payment),
+                Cell::num(view::money(payment, "amount")),
+                Cell::status(&view::s(payment, "status")),
+                Cell::mono(or_dash(view::s(&payment["customer"], "phone"))),
+                Cell::text(or_dash(view::s(payment, "rail"))),
+                Cell::text(or_dash(view::s(payment, "merchant_reference"))),
+                Cell::text(view::when(payment, "created")),
+            ],
+        },
+        &format!("{base}{}", query_string(&query, FILTERS, &[])),
+    );
+    let mut page = Page::new(signed.layout("Payments", flash_of(&query)), "Payments");
+    page.filters = view::Filters {
+        action: base.clone(),
+        fields: vec![
+            InputField::select(
+                "status",
+                "Status",
+                PAYMENT_STATUSES,
+                query.get("status").map(String::as_str).unwrap_or(""),
+            ),
+            InputField::new("phone", "Customer phone", "search")
+                .value(query.get("phone").cloned().unwrap_or_default())
+                .placeholder("+254712345678"),
+            InputField::new("merchant_reference", "Your reference", "search")
+                .value(query.get("merchant_reference").cloned().unwrap_or_default()),
+        ],
+    };
+    page.sections.push(Section {
+        table: Some(table),
+        next,
+        ..Section::default()
+    });
+    view::html(StatusCode::OK, &page)
+}
+
+fn urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("", text)])
+        .unwrap_or_default()
+        .trim_start_matches('=')
+        .to_owned()
+}
+
+fn is_final(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed" | "cancelled" | "expired")
+}
+
+pub async fn detail(
+    signed: Signed,
+    Path((_, id)): Path<(String, String)>,
+    QueryOf(query): QueryOf<Query>,
+) -> Response {
+    if !valid_id(&id, "pay_") {
+        return signed.failure_page(&crate::client::ApiFailure {
+            status: StatusCode::NOT_FOUND,
+            code: "NOT_FOUND".to_owned(),
+            message: format!("No such payment: `{id}`."),
+            headers: Default::default(),
+        });
+    }
+    let payment = match signed.get(&format!("/v1/payments/{id}")).await {
+        Ok(payment) => payment,
+        Err(failure) => return signed.failure_page(&failure),
+    };
+    let status = view::s(&payment, "status");
+    let mut page = Page::new(
+        signed.layout(format!("Payment {id}"), flash_of(&query)),
+        view::money(&payment, "amount"),
+    );
+    page.badge = Some(Cell::status(&status));
+    if !is_final(&status) {
+        page.live_status = Some(signed.href(&format!("/payments/{id}/status")));
+    }
+    let mut fields = vec![
+        mono_field("Payment", &id),
+        field("Status", status.replace('_', " ")),
+        field("Amount", view::money(&payment, "amount")),
+        field(
+            "Fee",
+            format!(
+                "{} (paid by the {})",
+                view::money(&payment, "fee"),
+                view::s(&payment, "fee_payer")
+            ),
+        ),
+        field("Customer pays", view::money(&payment, "customer_total")),
+        field("You receive", view::money(&payment, "merchant_net")),
+        mono_field("Customer", or_dash(view::s(&payment["customer"], "phone"))),
+        field("Rail", or_dash(view::s(&payment, "rail"))),
+        mono_field(
+            "Rail transaction",
+            or_dash(view::s(&payment, "rail_transaction_id")),
+        ),
+        field(
+            "Your reference",
+            or_dash(view::s(&payment, "merchant_reference")),
+        ),
+        field("Description", or_dash(view::s(&payment, "description"))),
+        field("Created", view::when(&payment, "created")),
+    ];
+    if payment["amount_refunded"].as_i64().unwrap_or(0) > 0 {
+        fields.push(field("Refunded", view::money(&payment, "amount_refunded")));
+    }
+    if !view::s(&payment, "failure_code").is_empty() {
+        fields.push(field(
+            "Failure",
+            format!(
+                "{}: {}",
+                view::s(&payment, "failure_code"),
+                view::s(&payment, "failure_message")
+            ),
+        ));
+    }
+    page.sections.push(Section {
+        fields,
+        ..Section::titled("Details")
+    });
+
+    // The timeline: the payment's events, oldest first, and the webhook
+    // deliveries of each.
+    let events = signed
+        .get(&format!("/v1/events?object_id={id}&limit=100"))
+        .await
+        .ok()
+        .and_then(|list| list["data"].as_array().cloned())
+        .unwrap_or_default();
+    let mut timeline: Vec<TimelineItem> = events
+        .iter()
+        .rev()
+        .map(|event| {
+            let kind = view::s(event, "type");
+            let state = kind.rsplit('.').next().unwrap_or("").to_owned();
+            TimelineItem {
+                text: kind.clone(),
+                when: view::when(event, "created"),
+                detail: view::s(event, "id"),
+                class: view::status_class(&state),
+            }
+        })
+        .collect();
+    timeline.insert(
+        0,
+        TimelineItem {
+            text: "created".to_owned(),
+            when: view::when(&payment, "created"),
+            detail: String::new(),
+            class: "plain",
+        },
+    );
+    page.sections.push(Section {
+        timeline,
+        ..Section::titled("Timeline")
+    });
+    let mut deliveries = Vec::new();
+    for event in &events {
+        let event_id = view::s(event, "id");
+        if let Ok(list) = signed
+            .get(&format!("/v1/events/{event_id}/deliveries"))
+            .await
+        {
+            for attempt in list["data"].as_array().into_iter().flatten() {
+                deliveries.push(Row {
+                    href: None,
+                    cells: vec![
+                        Cell::text(view::s(event, "type")),
+                        Cell::mono(view::s(attempt, "webhook_endpoint")),
+                        Cell::num(view::s(attempt, "attempt")),
+                        Cell::status(&view::s(attempt, "outcome")),
+                        Cell::num(or_dash(view::s(attempt, "status_code"))),
+                        Cell::text(view::when(attempt, "created")),
+                    ],
+                });
+            }
+        }
+    }
+    page.sections.push(Section {
+        table: Some(view::Table {
+            columns: view::columns(&["Event", "Endpoint", "Attempt>", "Outcome", "HTTP>", "At"]),
+            rows: deliveries,
+            empty: "No webhook deliveries (no endpoint listens to these events).".to_owned(),
+        }),
+        ..Section::titled("Webhook deliveries")
+    });
+
+    if signed.role >= Role::Developer {
+        let mut actions = Section::titled("Actions");
+        if matches!(status.as_str(), "requires_action" | "pending") {
+            actions.forms.push(
+                Form::new(
+                    signed.href(&format!("/payments/{id}/cancel")),
+                    "Cancel payment",
+                )
+                .danger("Cancel this payment?"),
+            );
+        }
+        let refundable = payment["amount"].as_i64().unwrap_or(0)
+            - payment["amount_refunded"].as_i64().unwrap_or(0);
+        if status == "succeeded" && refundable > 0 {
+            actions.forms.push(
+                Form::new(signed.href(&format!("/payments/{id}/refund")), "Refund")
+                    .titled("Refund")
+                    .field(
+                        InputField::new("amount", "Amount (empty: all that is left)", "text")
+                            .placeholder(view::amount(refundable, &view::s(&payment, "currency"))),
+                    )
+                    .field(InputField::new("reason", "Reason", "text")),
+            );
+        }
+        if !actions.forms.is_empty() {
+            page.sections.push(actions);
+        }
+    }
+    view::html(StatusCode::OK, &page)
+}
+
+/// The payment's status, for the page's live badge.
+pub async fn status(signed: Signed, Path((_, id)): Path<(String, String)>) -> Response {
+    if !valid_id(&id, "pay_") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    match signed.get(&format!("/v1/payments/{id}")).await {
+        Ok(payment) => Json(json!({"status": payment["status"]})).into_response(),
+        Err(failure) => (failure.status, Json(json!({"error": failure.message}))).into_response(),
+    }
+}
+
+pub async fn cancel(
+    signed: Signed,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = signed.require(Role::Developer) {
+        return refused;
+    }
+    let form = match Submitted::parse(&signed, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let to = signed.href(&format!("/payments/{id}"));
+    if !valid_id(&id, "pay_") {
+        return back(
+            &signed.href("/payments"),
+            Err("No such payment.".to_owned()),
+        );
+    }
+    let outcome = signed
+        .post(
+            &format!("/v1/payments/{id}/cancel"),
+            &json!({}),
+            form.idempotency_key(),
+        )
+        .await;
+    back(
+        &to,
+        outcome
+            .map(|_| "The payment is cancelled.".to_owned())
+            .map_err(|failure| failure.message),
+    )
+}
+
+pub async fn refund(
+    signed: Signed,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = signed.require(Role::Developer) {
+        return refused;
+    }
+    let form = match Submitted::parse(&signed, &body) {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    if !valid_id(&id, "pay_") {
+        return back(
+            &signed.href("/payments"),
+            Err("No such payment.".to_owned()),
+        );
+    }
+    let to = signed.href(&format!("/payments/{id}"));
+    let mut request = json!({"payment": id});
+    if !form.get("reason").is_empty() {
+        request["reason"] = json!(form.get("reason"));
+    }
+    if !form.get("amount").is_empty() {
+        // Major units, in the payment's currency: the API takes minor units.
+        let payment = match signed.get(&format!("/v1/payments/{id}")).await {
+            Ok(payment) => payment,
+            Err(failure) => return back(&to, Err(failure.message)),
+        };
+        let currency = view::s(&payment, "currency");
+        match malipo_core::Currency::parse(&currency)
+            .ok()
+            .and_then(|currency| {
+                malipo_core::Money::parse_major(
+                    form.get("amount").replace(',', "").as_str(),
+                    currency,
+                )
+                .ok()
+            }) {
+            Some(money) => request["amount"] = json!(money.amount_minor),
+            None => {
+                return back(
+                    &to,
+                    Err(format!(
+                        "The amount must be a number of {currency}, e.g. 100.00."
+                    )),
+                );
+            }
+        }
+    }
+    let outcome = signed
+        .post("/v1/refunds", &request, form.idempotency_key())
+        .await;
+    back(
+        &to,
+        outcome
+            .map(|refund| {
+                format!(
+                    "Refund {} is {}.",
+                    view::s(&refund, "id"),
+                    view::s(&refund, "status")
+                )
+            })
+            .map_err(|failure| failure.message),
+    )
+}
+
+/// Payouts and refunds share a shape: money out, to a destination.
+async fn money_out(signed: Signed, query: Query, kind: &str) -> Response {
+    let (title, path, empty) = match kind {
+        "payouts" => ("Payouts", "/v1/payouts", "No payouts yet."),
+        _ => ("Refunds", "/v1/refunds", "No refunds yet."),
+    };
+    let mut api_query = query_string(&query, &["status"], &[("limit", "25")]);
+    if let Some(after) = query.get("starting_after") {
+        api_query.push_str(&format!("&starting_after={}", urlencode(after)));
+    }
+    let list = match signed.get(&format!("{path}{api_query}")).await {
+        Ok(list) => list,
+        Err(failure) => return signed.failure_page(&failure),
+    };
+    let base = signed.href(&format!("/{kind}"));
+    let (table, next) = list_table(
+        &list,
+        &[
+            "Id",
+            "Amount>",
+            "Status",
+            "Destination",
+            "Payment",
+            "Created",
+        ],
+        empty,
+        |object| Row {
+            href: None,
+            cells: vec![
+                id_cell(object),
+                Cell::num(view::money(object, "amount")),
+                Cell::status(&view::s(object, "status")),
+                Cell::mono(or_dash(destination(&object["destination"]))),
+                Cell::mono(or_dash(view::s(object, "payment"))),
+                Cell::text(view::when(object, "created")),
+            ],
+        },
+        &format!("{base}{}", query_string(&query, &["status"], &[])),
+    );
+    let mut page = Page::new(signed.layout(title, flash_of(&query)), title);
+    page.filters = view::Filters {
+        action: base,
+        fields: vec![InputField::select(
+            "status",
+            "Status",
+            &[
+                ("", "Any status"),
+                ("pending", "Pending"),
+                ("succeeded", "Succeeded"),
+                ("failed", "Failed"),
+            ],
+            query.get("status").map(String::as_str).unwrap_or(""),
+        )],
+    };
+    page.sections.push(Section {
+        table: Some(table),
+        next,
+        ..Section::default()
+    });
+    view::html(StatusCode::OK, &page)
+}
+
+fn destination(destination: &Value) -> String {
+    match view::s(destination, "type").as_str() {
+        "bank" => format!(
+            "{} {}",
+            view::s(destination, "bank_code"),
+            view::s(destination, "account_number")
+        ),
+        _ => view::s(destination, "phone"),
+    }
+}
+
+pub async fn payouts(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
+    money_out(signed, query, "payouts").await
+}
+
+pub async fn refunds(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
+    money_out(signed, query, "refunds").await
+}
