@@ -89,6 +89,33 @@ fn refused(mut page: AuthPage, failure: &ApiFailure) -> Response {
     response
 }
 
+/// Posts a sign-in step to the API with the browser's cookie, address and
+/// CSRF token: on success, on to where the session's stage leads (with the
+/// API's cookies); else `again`, with the API's error.
+async fn post_step(
+    api: &Api,
+    origin: Origin<'_>,
+    path: &str,
+    input: Value,
+    csrf: Option<&str>,
+    again: AuthPage,
+) -> Response {
+    match api
+        .session_call(&origin, Method::POST, path, Some(&input), csrf)
+        .await
+    {
+        Ok((session, cookies)) => redirect_with(next_page(&view::s(&session, "stage")), cookies),
+        Err(failure) => refused(again, &failure),
+    }
+}
+
+/// The six digits of an authenticator app or an SMS.
+fn code_field(label: &str) -> InputField {
+    InputField::new("code", label, "text")
+        .required()
+        .placeholder("one-time-code")
+}
+
 /// The session at whatever stage, or none.
 async fn session(api: &Api, headers: &HeaderMap) -> Option<Value> {
     api.session_call(
@@ -135,19 +162,16 @@ async fn sign_in(
         "email": fields.get("email").map(|v| v.trim()).unwrap_or(""),
         "password": fields.get("password").map(String::as_str).unwrap_or(""),
     });
-    match api
-        .session_call(
-            &origin(&HeaderMap::new(), Some(address)),
-            Method::POST,
-            "/dashboard/api/login",
-            Some(&login),
-            None,
-        )
-        .await
-    {
-        Ok((session, cookies)) => redirect_with(next_page(&view::s(&session, "stage")), cookies),
-        Err(failure) => refused(login_page(), &failure),
-    }
+    let headers = HeaderMap::new();
+    post_step(
+        &api,
+        origin(&headers, Some(address)),
+        "/dashboard/api/login",
+        login,
+        None,
+        login_page(),
+    )
+    .await
 }
 
 /// A step's page, for a session at `stage`; elsewhere, to where it belongs.
@@ -201,19 +225,15 @@ async fn change_password(
         "current_password": fields.get("current_password").cloned().unwrap_or_default(),
         "new_password": fields.get("new_password").cloned().unwrap_or_default(),
     });
-    match api
-        .session_call(
-            &origin(&headers, Some(address)),
-            Method::POST,
-            "/dashboard/api/password",
-            Some(&input),
-            Some(&csrf),
-        )
-        .await
-    {
-        Ok((session, cookies)) => redirect_with(next_page(&view::s(&session, "stage")), cookies),
-        Err(failure) => refused(password_form(csrf), &failure),
-    }
+    post_step(
+        &api,
+        origin(&headers, Some(address)),
+        "/dashboard/api/password",
+        input,
+        Some(&csrf.clone()),
+        password_form(csrf),
+    )
+    .await
 }
 
 fn enrol_form(csrf: String, enrolment: &Value) -> AuthPage {
@@ -225,11 +245,7 @@ fn enrol_form(csrf: String, enrolment: &Value) -> AuthPage {
         qr_svg: view::s(enrolment, "qr_svg"),
         manual_key: view::s(enrolment, "secret"),
         csrf,
-        fields: vec![
-            InputField::new("code", "Code from the app", "text")
-                .required()
-                .placeholder("one-time-code"),
-        ],
+        fields: vec![code_field("Code from the app")],
         submit: "Confirm".to_owned(),
         ..page("Set up two-step sign-in", "/dashboard/sign-in/enrol")
     }
@@ -270,32 +286,22 @@ async fn confirm_enrolment(
     let fields = form_fields(&body);
     let csrf = fields.get("csrf_token").cloned().unwrap_or_default();
     let code = json!({"code": fields.get("code").map(|v| v.trim()).unwrap_or("")});
-    match api
-        .session_call(
-            &origin(&headers, Some(address)),
-            Method::POST,
-            "/dashboard/api/totp/confirm",
-            Some(&code),
-            Some(&csrf),
-        )
-        .await
-    {
-        Ok((session, cookies)) => redirect_with(next_page(&view::s(&session, "stage")), cookies),
-        // A wrong code: a new enrolment page (the secret shown stays the
-        // one to confirm until another is started).
-        Err(failure) => {
-            let mut again = page("Set up two-step sign-in", "/dashboard/sign-in/enrol");
-            again.csrf = csrf;
-            again.note = Some("Enter the six digits your authenticator app shows now.".to_owned());
-            again.fields = vec![
-                InputField::new("code", "Code from the app", "text")
-                    .required()
-                    .placeholder("one-time-code"),
-            ];
-            again.submit = "Confirm".to_owned();
-            refused(again, &failure)
-        }
-    }
+    // A wrong code: the page again (the secret shown stays the one to
+    // confirm until another enrolment is started).
+    let mut again = page("Set up two-step sign-in", "/dashboard/sign-in/enrol");
+    again.csrf = csrf.clone();
+    again.note = Some("Enter the six digits your authenticator app shows now.".to_owned());
+    again.fields = vec![code_field("Code from the app")];
+    again.submit = "Confirm".to_owned();
+    post_step(
+        &api,
+        origin(&headers, Some(address)),
+        "/dashboard/api/totp/confirm",
+        code,
+        Some(&csrf),
+        again,
+    )
+    .await
 }
 
 fn code_form(session: &Value, note: Option<String>) -> AuthPage {
@@ -305,11 +311,7 @@ fn code_form(session: &Value, note: Option<String>) -> AuthPage {
         note: note
             .or_else(|| Some("Enter the six digits your authenticator app shows.".to_owned())),
         csrf,
-        fields: vec![
-            InputField::new("code", "Code", "text")
-                .required()
-                .placeholder("one-time-code"),
-        ],
+        fields: vec![code_field("Code")],
         submit: "Verify".to_owned(),
         links: if sms {
             vec![Form::new("/dashboard/sign-in/sms", "Send me a code by SMS")]
@@ -340,19 +342,15 @@ async fn verify_code(
     let fields = form_fields(&body);
     let csrf = fields.get("csrf_token").cloned().unwrap_or_default();
     let code = json!({"code": fields.get("code").map(|v| v.trim()).unwrap_or("")});
-    match api
-        .session_call(
-            &origin(&headers, Some(address)),
-            Method::POST,
-            "/dashboard/api/verify",
-            Some(&code),
-            Some(&csrf),
-        )
-        .await
-    {
-        Ok((session, cookies)) => redirect_with(next_page(&view::s(&session, "stage")), cookies),
-        Err(failure) => refused(code_form(&session, None), &failure),
-    }
+    post_step(
+        &api,
+        origin(&headers, Some(address)),
+        "/dashboard/api/verify",
+        code,
+        Some(&csrf),
+        code_form(&session, None),
+    )
+    .await
 }
 
 async fn send_sms(
