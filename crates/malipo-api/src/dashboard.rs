@@ -41,7 +41,9 @@ const PASSWORD_LENGTH_MAX: usize = 128;
 const SMS_CODE_LIFETIME: Duration = Duration::from_secs(5 * 60);
 const ISSUER: &str = "Malipo";
 
-fn random_token(bytes: usize) -> String {
+/// `bytes` random bytes, URL-safe base64 (session cookies, CSRF tokens,
+/// the dashboard's form idempotency keys).
+pub fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     getrandom::fill(&mut buffer).expect("the operating system's random source is available");
     URL_SAFE_NO_PAD.encode(buffer)

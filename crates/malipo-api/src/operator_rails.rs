@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use malipo_core::{MerchantId, RailConfigId, Timestamp};
 use malipo_payments::rail_configs::{self, RailConfigChange, RailConfigError};
 use malipo_rails::config::{ConfigField, SPECS};
@@ -195,20 +193,17 @@ pub async fn operator_save_rail_config(
     ApiJson(input): ApiJson<RailConfigIn>,
 ) -> Result<Json<RailConfigOut>, ApiError> {
     let merchant_id = match input.merchant.as_deref() {
-        Some("platform") => {
-            return Err(ApiError::invalid(
-                "merchant",
-                "Omit `merchant` for the platform's configuration.",
-            ));
-        }
-        Some(text) => {
-            let id = parse_owner(text)?;
-            if let Some(id) = id {
-                ensure_merchant(&state, id).await?;
-            }
-            id
-        }
         None => None,
+        Some(text) => {
+            let id = MerchantId::parse(text).map_err(|_| {
+                ApiError::invalid(
+                    "merchant",
+                    "`merchant` must be a merchant id, `mer_…`; omit it for the platform's configuration.",
+                )
+            })?;
+            ensure_merchant(&state, id).await?;
+            Some(id)
+        }
     };
     let change = RailConfigChange {
         merchant_id,
@@ -258,14 +253,14 @@ pub async fn operator_delete_rail_config(
     State(state): State<AppState>,
     _operator: Operator,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<RailConfigOut>, ApiError> {
     let parsed = RailConfigId::parse(&id).map_err(|_| ApiError::not_found("rail_config", &id))?;
     let deleted = state
         .store
         .delete_rail_config(parsed, ACTOR, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::not_found("rail_config", &id))?;
-    Ok((StatusCode::OK, Json(RailConfigOut::from(deleted))).into_response())
+    Ok(Json(deleted.into()))
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -34,6 +34,16 @@ pub struct ApiFailure {
 }
 
 impl ApiFailure {
+    /// What the API would say of an id that names nothing.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "NOT_FOUND".to_owned(),
+            message: format!("No such {what}: `{id}`."),
+            headers: HeaderMap::new(),
+        }
+    }
+
     fn from_body(status: StatusCode, headers: HeaderMap, body: &[u8]) -> Self {
         let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let error = &value["error"];
@@ -106,8 +116,8 @@ impl Api {
         }
     }
 
-    /// As [`Api::call`], the answer as it came (a CSV download).
-    pub async fn call_raw(
+    /// As [`Api::call`], the answer as it came.
+    async fn call_raw(
         &self,
         user: &DashboardUser,
         method: Method,

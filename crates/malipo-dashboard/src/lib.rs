@@ -26,7 +26,6 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use base64::Engine;
 use malipo_api::auth::DashboardUser;
 use malipo_core::{MerchantId, Mode};
 use serde_json::Value;
@@ -38,13 +37,6 @@ use view::{Flash, Layout, NavItem};
 
 const STYLESHEET: &str = include_str!("../static/dashboard.css");
 const SCRIPT: &str = include_str!("../static/dashboard.js");
-
-/// A fresh random token (idempotency keys of forms).
-pub(crate) fn random_token() -> String {
-    let mut bytes = [0u8; 18];
-    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
 
 /// The dashboard's routes, over `api`: the application's own router.
 pub fn router(api: Router) -> Router {
@@ -91,7 +83,7 @@ async fn security_headers(request: axum::extract::Request, next: Next) -> Respon
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+            "default-src 'self'; script-src 'self'; style-src 'self'; \
              img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ),
     );
@@ -119,6 +111,14 @@ pub(crate) enum Role {
 }
 
 impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Developer => "developer",
+            Role::Owner => "owner",
+        }
+    }
+
     fn parse(text: &str) -> Role {
         match text {
             "owner" => Role::Owner,
@@ -235,7 +235,7 @@ impl Signed {
             test_href: switch("test"),
             live_href: switch("live"),
             email: self.email.clone(),
-            role: format!("{:?}", self.role).to_lowercase(),
+            role: self.role.as_str().to_owned(),
             csrf: self.csrf.clone(),
             nav: NAV
                 .iter()
@@ -260,14 +260,21 @@ impl Signed {
             sections: vec![view::Section {
                 note: Some(format!(
                     "This page needs the {} role; yours is {}. Ask an owner of the account.",
-                    format!("{least:?}").to_lowercase(),
-                    format!("{:?}", self.role).to_lowercase()
+                    least.as_str(),
+                    self.role.as_str()
                 )),
                 ..view::Section::default()
             }],
             ..view::Page::new(self.layout("Not allowed", None), "Not allowed")
         };
         Err(view::html(StatusCode::FORBIDDEN, &page))
+    }
+
+    /// A form posted to an action that needs `least`: the role checked,
+    /// then the CSRF token.
+    pub fn action(&self, least: Role, body: &[u8]) -> Result<Submitted, Response> {
+        self.require(least)?;
+        Submitted::parse(self, body)
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ApiFailure> {
@@ -315,7 +322,7 @@ pub(crate) struct Submitted {
 }
 
 impl Submitted {
-    pub fn parse(signed: &Signed, body: &[u8]) -> Result<Self, Response> {
+    fn parse(signed: &Signed, body: &[u8]) -> Result<Self, Response> {
         let fields: std::collections::HashMap<String, String> =
             serde_urlencoded::from_bytes(body).unwrap_or_default();
         let given = fields.get("csrf_token").map(String::as_str).unwrap_or("");

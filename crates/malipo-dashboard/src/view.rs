@@ -250,7 +250,7 @@ impl Form {
             style: "stack",
             danger: false,
             confirm: String::new(),
-            idempotency_key: crate::random_token(),
+            idempotency_key: malipo_api::dashboard::random_token(18),
         }
     }
 

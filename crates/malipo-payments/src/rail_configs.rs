@@ -11,7 +11,7 @@ use malipo_store::{RailConfigRecord, SaveRailConfig, Store, StoreError};
 
 /// A change to one owner's configuration of one rail. `None` keeps what is
 /// stored (for a new configuration: nothing, or enabled).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RailConfigChange {
     /// `None`: the platform's configuration.
     pub merchant_id: Option<MerchantId>,

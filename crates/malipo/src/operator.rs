@@ -119,7 +119,7 @@ pub enum AuditCommand {
     Verify,
 }
 
-fn merchant(text: &str) -> anyhow::Result<MerchantId> {
+pub(crate) fn merchant(text: &str) -> anyhow::Result<MerchantId> {
     MerchantId::parse(text).with_context(|| format!("`{text}` is not a merchant id (mer_…)"))
 }
 

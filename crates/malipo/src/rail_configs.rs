@@ -63,13 +63,12 @@ fn read_map(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
         .with_context(|| format!("{} must hold a JSON object of strings", path.display()))
 }
 
+/// A `--merchant` filter: a merchant, or `platform`.
 fn owner(text: &str) -> anyhow::Result<Option<MerchantId>> {
     if text == "platform" {
         return Ok(None);
     }
-    MerchantId::parse(text)
-        .map(Some)
-        .with_context(|| format!("`{text}` is not a merchant id (mer_…) nor `platform`"))
+    crate::operator::merchant(text).map(Some)
 }
 
 pub async fn run(
@@ -137,8 +136,7 @@ pub async fn run(
             }
             let merchant_id = match merchant.as_deref() {
                 Some(text) => {
-                    let id = MerchantId::parse(text)
-                        .with_context(|| format!("`{text}` is not a merchant id (mer_…)"))?;
+                    let id = crate::operator::merchant(text)?;
                     if store.merchants().find(id).await?.is_none() {
                         bail!("no merchant {id}");
                     }

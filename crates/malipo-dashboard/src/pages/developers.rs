@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Query, or_dash};
+use super::{Query, is_object_id, or_dash};
 use crate::view::{self, Cell, Form, InputField, Page, Row, Secret, Section, Table, field};
 use crate::{Role, Signed, Submitted, back, flash_of};
 
@@ -200,10 +200,7 @@ pub async fn page(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
 /// Creates a credential and shows the page with its secret, once (a
 /// resubmitted form replays the same answer: the same idempotency key).
 async fn create(signed: Signed, body: Bytes, path: &str, what: &str) -> Response {
-    if let Err(refused) = signed.require(Role::Developer) {
-        return refused;
-    }
-    let form = match Submitted::parse(&signed, &body) {
+    let form = match signed.action(Role::Developer, &body) {
         Ok(form) => form,
         Err(refused) => return refused,
     };
@@ -237,25 +234,29 @@ pub async fn create_client(signed: Signed, body: Bytes) -> Response {
     create(signed, body, "/v1/oauth-clients", "client").await
 }
 
-async fn revoke(signed: Signed, body: Bytes, path: String, done: &str) -> Response {
-    if let Err(refused) = signed.require(Role::Developer) {
-        return refused;
-    }
-    let form = match Submitted::parse(&signed, &body) {
+/// Revokes `/v1/{collection}/{id}`.
+async fn revoke(signed: Signed, body: Bytes, collection: &str, id: &str, what: &str) -> Response {
+    let form = match signed.action(Role::Developer, &body) {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    let outcome = signed.post(&path, &json!({}), form.idempotency_key()).await;
+    let to = signed.href("/developers");
+    if !is_object_id(id) {
+        return back(&to, Err(format!("No such {what}.")));
+    }
+    let outcome = signed
+        .post(
+            &format!("/v1/{collection}/{id}/revoke"),
+            &json!({}),
+            form.idempotency_key(),
+        )
+        .await;
     back(
-        &signed.href("/developers"),
+        &to,
         outcome
-            .map(|_| done.to_owned())
+            .map(|_| format!("The {what} is revoked."))
             .map_err(|failure| failure.message),
     )
-}
-
-fn safe_id(id: &str) -> bool {
-    id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 pub async fn revoke_key(
@@ -263,16 +264,7 @@ pub async fn revoke_key(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if !safe_id(&id) {
-        return back(&signed.href("/developers"), Err("No such key.".to_owned()));
-    }
-    revoke(
-        signed,
-        body,
-        format!("/v1/api-keys/{id}/revoke"),
-        "The key is revoked.",
-    )
-    .await
+    revoke(signed, body, "api-keys", &id, "key").await
 }
 
 pub async fn revoke_client(
@@ -280,17 +272,5 @@ pub async fn revoke_client(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if !safe_id(&id) {
-        return back(
-            &signed.href("/developers"),
-            Err("No such client.".to_owned()),
-        );
-    }
-    revoke(
-        signed,
-        body,
-        format!("/v1/oauth-clients/{id}/revoke"),
-        "The client is revoked.",
-    )
-    .await
+    revoke(signed, body, "oauth-clients", &id, "client").await
 }

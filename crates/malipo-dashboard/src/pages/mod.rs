@@ -120,6 +120,12 @@ pub(crate) fn or_dash(text: String) -> String {
     }
 }
 
+/// Whether a path segment can be an object id: checked before it goes
+/// into an API address (the API answers 404 for a well-formed stranger).
+pub(crate) fn is_object_id(id: &str) -> bool {
+    !id.is_empty() && id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 pub(crate) fn id_cell(value: &Value) -> Cell {
     Cell::mono(view::s(value, "id"))
 }

@@ -8,11 +8,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Query, id_cell, list_table, or_dash, query_string};
+use super::{Query, id_cell, is_object_id, list_table, or_dash, query_string};
+use crate::client::ApiFailure;
 use crate::view::{
     self, Cell, Form, InputField, Page, Row, Section, TimelineItem, field, mono_field,
 };
-use crate::{Role, Signed, Submitted, back, flash_of};
+use crate::{Role, Signed, back, flash_of};
 
 const PAYMENT_STATUSES: &[(&str, &str)] = &[
     ("", "Any status"),
@@ -26,18 +27,17 @@ const PAYMENT_STATUSES: &[(&str, &str)] = &[
 
 const FILTERS: &[&str] = &["status", "phone", "merchant_reference", "created_gte"];
 
-fn valid_id(id: &str, prefix: &str) -> bool {
-    id.starts_with(prefix)
-        && id.len() < 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
+/// The filters and the page that a list request to the API carries.
+const LIST_QUERY: &[&str] = &[
+    "status",
+    "phone",
+    "merchant_reference",
+    "created_gte",
+    "starting_after",
+];
 
 pub async fn list(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
-    let limit = [("limit", "25")];
-    let mut api_query = query_string(&query, FILTERS, &limit);
-    if let Some(after) = query.get("starting_after") {
-        api_query.push_str(&format!("&starting_after={}", urlencode(after)));
-    }
+    let api_query = query_string(&query, LIST_QUERY, &[("limit", "25")]);
     let list = match signed.get(&format!("/v1/payments{api_query}")).await {
         Ok(list) => list,
         Err(failure) => return signed.failure_page(&failure),
@@ -94,13 +94,6 @@ pub async fn list(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
     view::html(StatusCode::OK, &page)
 }
 
-fn urlencode(text: &str) -> String {
-    serde_urlencoded::to_string([("", text)])
-        .unwrap_or_default()
-        .trim_start_matches('=')
-        .to_owned()
-}
-
 fn is_final(status: &str) -> bool {
     matches!(status, "succeeded" | "failed" | "cancelled" | "expired")
 }
@@ -110,13 +103,8 @@ pub async fn detail(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !valid_id(&id, "pay_") {
-        return signed.failure_page(&crate::client::ApiFailure {
-            status: StatusCode::NOT_FOUND,
-            code: "NOT_FOUND".to_owned(),
-            message: format!("No such payment: `{id}`."),
-            headers: Default::default(),
-        });
+    if !is_object_id(&id) {
+        return signed.failure_page(&ApiFailure::not_found("payment", &id));
     }
     let payment = match signed.get(&format!("/v1/payments/{id}")).await {
         Ok(payment) => payment,
@@ -275,7 +263,7 @@ pub async fn detail(
 
 /// The payment's status, for the page's live badge.
 pub async fn status(signed: Signed, Path((_, id)): Path<(String, String)>) -> Response {
-    if !valid_id(&id, "pay_") {
+    if !is_object_id(&id) {
         return StatusCode::NOT_FOUND.into_response();
     }
     match signed.get(&format!("/v1/payments/{id}")).await {
@@ -289,20 +277,17 @@ pub async fn cancel(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = signed.require(Role::Developer) {
-        return refused;
-    }
-    let form = match Submitted::parse(&signed, &body) {
+    let form = match signed.action(Role::Developer, &body) {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    let to = signed.href(&format!("/payments/{id}"));
-    if !valid_id(&id, "pay_") {
+    if !is_object_id(&id) {
         return back(
             &signed.href("/payments"),
             Err("No such payment.".to_owned()),
         );
     }
+    let to = signed.href(&format!("/payments/{id}"));
     let outcome = signed
         .post(
             &format!("/v1/payments/{id}/cancel"),
@@ -323,14 +308,11 @@ pub async fn refund(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = signed.require(Role::Developer) {
-        return refused;
-    }
-    let form = match Submitted::parse(&signed, &body) {
+    let form = match signed.action(Role::Developer, &body) {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !valid_id(&id, "pay_") {
+    if !is_object_id(&id) {
         return back(
             &signed.href("/payments"),
             Err("No such payment.".to_owned()),
@@ -391,10 +373,7 @@ async fn money_out(signed: Signed, query: Query, kind: &str) -> Response {
         "payouts" => ("Payouts", "/v1/payouts", "No payouts yet."),
         _ => ("Refunds", "/v1/refunds", "No refunds yet."),
     };
-    let mut api_query = query_string(&query, &["status"], &[("limit", "25")]);
-    if let Some(after) = query.get("starting_after") {
-        api_query.push_str(&format!("&starting_after={}", urlencode(after)));
-    }
+    let api_query = query_string(&query, &["status", "starting_after"], &[("limit", "25")]);
     let list = match signed.get(&format!("{path}{api_query}")).await {
         Ok(list) => list,
         Err(failure) => return signed.failure_page(&failure),

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::Query;
 use crate::view::{self, Form, InputField, Page, Section, Table};
-use crate::{Role, Signed, Submitted, back, flash_of};
+use crate::{Role, Signed, back, flash_of};
 
 /// The simulator's outcomes, by the last four digits of the phone.
 const TRIGGERS: &[(&str, &str)] = &[
@@ -37,8 +37,8 @@ const PHONES: &[(&str, &str, &str)] = &[
     ("GHS", "Ghana", "+23324123"),
 ];
 
+/// Sandbox tools exist in test mode only.
 fn test_only(signed: &Signed) -> Result<(), Response> {
-    signed.require(Role::Developer)?;
     if signed.user.mode != Mode::Test {
         return Err(back(
             &signed.href(""),
@@ -49,7 +49,10 @@ fn test_only(signed: &Signed) -> Result<(), Response> {
 }
 
 pub async fn page(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
-    if let Err(refused) = test_only(&signed) {
+    if let Err(refused) = signed
+        .require(Role::Developer)
+        .and_then(|()| test_only(&signed))
+    {
         return refused;
     }
     let mut page = Page::new(signed.layout("Sandbox", flash_of(&query)), "Sandbox tools");
@@ -90,13 +93,13 @@ pub async fn page(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
 }
 
 pub async fn create_payment(signed: Signed, body: Bytes) -> Response {
-    if let Err(refused) = test_only(&signed) {
-        return refused;
-    }
-    let form = match Submitted::parse(&signed, &body) {
+    let form = match signed.action(Role::Developer, &body) {
         Ok(form) => form,
         Err(refused) => return refused,
     };
+    if let Err(refused) = test_only(&signed) {
+        return refused;
+    }
     let to = signed.href("/sandbox");
     let Some((code, _, prefix)) = PHONES
         .iter()
