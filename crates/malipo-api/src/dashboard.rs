@@ -156,7 +156,7 @@ fn session_cookie(value: &str, max_age: Duration) -> HeaderValue {
 }
 
 /// The session of the request, with its user: the cookie, unexpired.
-async fn current(
+pub(crate) async fn current(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<(SessionRecord, UserRecord), ApiError> {
@@ -222,7 +222,7 @@ fn check_csrf(
 }
 
 /// A body that may carry the CSRF token (forms cannot set headers).
-trait CsrfField {
+pub(crate) trait CsrfField {
     fn csrf_token(&self) -> Option<&str>;
 }
 
@@ -240,7 +240,7 @@ csrf_field!(PasswordIn, CsrfIn, CodeIn, SmsEnrolIn, SignOutIn);
 
 /// A state-changing step: the session and its user, the body, the CSRF
 /// token checked, and the session at one of `stages` (none: any).
-async fn step<T: DeserializeOwned + CsrfField>(
+pub(crate) async fn step<T: DeserializeOwned + CsrfField>(
     state: &AppState,
     headers: &HeaderMap,
     bytes: &[u8],
@@ -263,7 +263,7 @@ fn sms_code_matches(session: &SessionRecord, code: &str, now: Timestamp) -> bool
     })
 }
 
-fn wrong_stage(session: &SessionRecord) -> ApiError {
+pub(crate) fn wrong_stage(session: &SessionRecord) -> ApiError {
     ApiError::new(
         ErrorCode::InvalidState,
         format!(

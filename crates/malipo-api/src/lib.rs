@@ -19,6 +19,7 @@ pub mod operator_rails;
 pub mod pagination;
 pub mod rate_limit;
 pub mod request_id;
+pub mod team;
 pub mod v1;
 
 use std::sync::Arc;
@@ -158,6 +159,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(operator_rails::router())
         .merge(oauth::router())
         .merge(dashboard::router())
+        .merge(team::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
@@ -172,6 +174,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(operator_rails::router())
         .merge(oauth::router())
         .merge(dashboard::router())
+        .merge(team::router())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics));

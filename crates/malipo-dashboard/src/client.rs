@@ -116,6 +116,22 @@ impl Api {
         }
     }
 
+    /// A GET whose answer goes to the browser as it came (a CSV file):
+    /// its type and `Content-Disposition` kept.
+    pub async fn download(&self, user: &DashboardUser, path: &str) -> Result<Response, ApiFailure> {
+        let (status, headers, bytes) = self.call_raw(user, Method::GET, path, None, None).await;
+        if !status.is_success() {
+            return Err(ApiFailure::from_body(status, headers, &bytes));
+        }
+        let mut response = Response::new(Body::from(bytes));
+        for name in [header::CONTENT_TYPE, header::CONTENT_DISPOSITION] {
+            if let Some(value) = headers.get(&name) {
+                response.headers_mut().insert(name, value.clone());
+            }
+        }
+        Ok(response)
+    }
+
     /// As [`Api::call`], the answer as it came.
     async fn call_raw(
         &self,

@@ -138,6 +138,8 @@ pub(crate) struct Signed {
     pub email: String,
     pub csrf: String,
     pub path: String,
+    /// The browser's cookies, for the session's own calls (the team).
+    cookies: axum::http::HeaderMap,
 }
 
 impl FromRequestParts<Api> for Signed {
@@ -185,20 +187,33 @@ impl FromRequestParts<Api> for Signed {
             email: view::s(user, "email"),
             csrf: view::s(&me, "csrf_token"),
             path: parts.uri.path().to_owned(),
+            cookies: parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(|value| (header::COOKIE, value.clone()))
+                .collect(),
         })
     }
 }
 
 /// The sections of the navigation, with the least role that sees each.
-/// (Plans, references, settlements, balances, events, webhooks and the team
-/// come next: see the README.)
 const NAV: &[(&str, &str, Role)] = &[
     ("", "Overview", Role::Viewer),
     ("/payments", "Payments", Role::Viewer),
     ("/payouts", "Payouts", Role::Viewer),
     ("/refunds", "Refunds", Role::Viewer),
+    ("/checkouts", "Checkouts", Role::Viewer),
+    ("/plans", "Plans", Role::Viewer),
+    ("/references", "References", Role::Viewer),
+    ("/entities", "Entities", Role::Viewer),
+    ("/settlements", "Settlements", Role::Viewer),
+    ("/balances", "Balances", Role::Viewer),
+    ("/events", "Events", Role::Viewer),
+    ("/webhooks", "Webhooks", Role::Viewer),
     ("/developers", "Developers", Role::Developer),
     ("/sandbox", "Sandbox", Role::Developer),
+    ("/team", "Team", Role::Owner),
 ];
 
 impl Signed {
@@ -292,6 +307,36 @@ impl Signed {
         self.api
             .call(&self.user, Method::POST, path, Some(body), idempotency_key)
             .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<Value, ApiFailure> {
+        self.api
+            .call(&self.user, Method::DELETE, path, None, None)
+            .await
+    }
+
+    /// A `/v1` answer as it came (a CSV statement): passed on to the
+    /// browser with its type and file name.
+    pub async fn download(&self, path: &str) -> Result<Response, ApiFailure> {
+        self.api.download(&self.user, path).await
+    }
+
+    /// A call to the session's own routes (`/dashboard/api/…`), with the
+    /// browser's cookie and the session's CSRF token.
+    pub async fn session(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiFailure> {
+        let origin = client::Origin {
+            headers: &self.cookies,
+            address: None,
+        };
+        self.api
+            .session_call(&origin, method, path, body, Some(&self.csrf))
+            .await
+            .map(|(value, _)| value)
     }
 
     /// The page a failed read shows: the API's own words, its status.

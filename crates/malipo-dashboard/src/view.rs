@@ -142,6 +142,19 @@ pub fn field(label: impl Into<String>, value: impl Into<String>) -> FieldRow {
     }
 }
 
+/// A field whose value links somewhere (another object's page).
+pub fn link_field(
+    label: impl Into<String>,
+    value: impl Into<String>,
+    href: impl Into<String>,
+) -> FieldRow {
+    FieldRow {
+        mono: true,
+        href: Some(href.into()),
+        ..field(label, value)
+    }
+}
+
 pub fn mono_field(label: impl Into<String>, value: impl Into<String>) -> FieldRow {
     FieldRow {
         mono: true,
@@ -233,6 +246,9 @@ pub struct Form {
     pub submit: String,
     /// `stack` (a card of fields) or `inline` (one button).
     pub style: &'static str,
+    /// `post` (an action: CSRF token and idempotency key) or `get` (a
+    /// download or a search).
+    pub method: &'static str,
     pub danger: bool,
     /// A question to confirm before submitting (with JavaScript on).
     pub confirm: String,
@@ -248,14 +264,29 @@ impl Form {
             fields: Vec::new(),
             submit: submit.into(),
             style: "stack",
+            method: "post",
             danger: false,
             confirm: String::new(),
             idempotency_key: malipo_api::dashboard::random_token(18),
         }
     }
 
+    /// A form that only reads: a download with parameters.
+    pub fn get(action: impl Into<String>, submit: impl Into<String>) -> Self {
+        Self {
+            method: "get",
+            ..Self::new(action, submit)
+        }
+    }
+
     pub fn titled(mut self, title: impl Into<String>) -> Self {
         self.title = title.into();
+        self
+    }
+
+    /// One button on a line, for a row's action.
+    pub fn inline(mut self) -> Self {
+        self.style = "inline";
         self
     }
 
@@ -280,6 +311,8 @@ pub struct Section {
     pub table: Option<Table>,
     /// An SVG drawn by [`crate::charts`] (its text escaped there).
     pub chart: Option<String>,
+    /// Preformatted text: an event's JSON.
+    pub code: Option<String>,
     pub forms: Vec<Form>,
     pub next: Option<String>,
 }

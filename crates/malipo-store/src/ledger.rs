@@ -93,6 +93,9 @@ pub struct TransferFilter {
     pub currency: Option<Currency>,
     pub created_gte: Option<Timestamp>,
     pub created_lt: Option<Timestamp>,
+    /// Only transfers an object caused: its id is part of every key the
+    /// object's transfers are written under (`payment:{id}:collected`, …).
+    pub object_id: Option<String>,
 }
 
 /// A merchant's balance in one currency, derived from its accounts.
@@ -831,6 +834,17 @@ impl TenantLedger<'_> {
         }
         if let Some(at) = filter.created_lt {
             sql.push(" AND created_at_ms < ").bind(at.unix_ms());
+        }
+        if let Some(object_id) = &filter.object_id {
+            // Ids are letters, digits and `_`, which LIKE reads as "any
+            // character": escaped, so that the id matches only itself.
+            let escaped = object_id
+                .replace('\\', "\\\\")
+                .replace('_', "\\_")
+                .replace('%', "\\%");
+            sql.push(" AND transfer_key LIKE ")
+                .bind(format!("%{escaped}%"))
+                .push(" ESCAPE '\\'");
         }
         if let Some(after) = &page.starting_after {
             sql.push(" AND id < ").bind(after.clone());

@@ -80,7 +80,7 @@ pub use settlement::{
     NewChargeback, PaymentSplit, ReferencePaymentFilter, ReferencePaymentRecord,
     SETTLEMENT_SUBMIT_JOB, SettlementFilter, SettlementLine, SettlementRecord, split_payment,
 };
-pub use users::{SessionRecord, SessionStage, UserRecord};
+pub use users::{SessionRecord, SessionStage, TeamChange, UserRecord};
 pub use webhooks::{
     AttemptOutcome, AttemptsOf, DeliveryClaim, DeliveryTarget, EndpointUpdate, TenantWebhooks,
     WebhookAttemptRecord, WebhookEndpointRecord,

@@ -373,3 +373,139 @@ impl Store {
             .collect()
     }
 }
+
+/// Why a change to the team was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamChange {
+    Done,
+    /// No such user in this merchant.
+    NotFound,
+    /// The merchant would be left without an owner.
+    LastOwner,
+}
+
+impl Store {
+    /// The merchant's users, oldest first.
+    pub async fn users_of(&self, merchant: MerchantId) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE merchant_id = $1 ORDER BY created_at_ms, id"
+        )))
+        .bind(merchant.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Gives a user of `merchant` a new role, audited; never takes the
+    /// last owner's.
+    pub async fn set_user_role(
+        &self,
+        merchant: MerchantId,
+        user: UserId,
+        role: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<TeamChange, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let Some(current) = team_member(&mut transaction, self.backend(), merchant, user).await?
+        else {
+            return Ok(TeamChange::NotFound);
+        };
+        if current == role {
+            return Ok(TeamChange::Done);
+        }
+        if current == "owner" && other_owners(&mut transaction, merchant, user).await? == 0 {
+            return Ok(TeamChange::LastOwner);
+        }
+        sqlx::query("UPDATE users SET role = $1, updated_at_ms = $2 WHERE id = $3")
+            .bind(role)
+            .bind(now.unix_ms())
+            .bind(user.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        let details = serde_json::json!({"from": current, "to": role}).to_string();
+        let audit = NewAuditEvent {
+            merchant_id: Some(merchant),
+            ..NewAuditEvent::new(actor, "user.role_changed", user).with_details(details)
+        };
+        crate::audit::append_in(&mut transaction, self.backend(), &audit, now).await?;
+        transaction.commit().await?;
+        Ok(TeamChange::Done)
+    }
+
+    /// Removes a user of `merchant` and ends its sessions, audited; never
+    /// the last owner.
+    pub async fn remove_user(
+        &self,
+        merchant: MerchantId,
+        user: UserId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<TeamChange, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let Some(current) = team_member(&mut transaction, self.backend(), merchant, user).await?
+        else {
+            return Ok(TeamChange::NotFound);
+        };
+        if current == "owner" && other_owners(&mut transaction, merchant, user).await? == 0 {
+            return Ok(TeamChange::LastOwner);
+        }
+        sqlx::query("DELETE FROM user_sessions WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(user.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        let details = serde_json::json!({"role": current}).to_string();
+        let audit = NewAuditEvent {
+            merchant_id: Some(merchant),
+            ..NewAuditEvent::new(actor, "user.removed", user).with_details(details)
+        };
+        crate::audit::append_in(&mut transaction, self.backend(), &audit, now).await?;
+        transaction.commit().await?;
+        Ok(TeamChange::Done)
+    }
+}
+
+/// The role of `user` if it belongs to `merchant`. On PostgreSQL the
+/// merchant's row is locked first, so that two owners demoting each other
+/// at once cannot leave the merchant with none (SQLite writes one at a time).
+async fn team_member(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: crate::Backend,
+    merchant: MerchantId,
+    user: UserId,
+) -> Result<Option<String>, StoreError> {
+    if backend == crate::Backend::Postgres {
+        sqlx::query("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
+            .bind(merchant.to_string())
+            .fetch_optional(&mut **transaction)
+            .await?;
+    }
+    Ok(
+        sqlx::query("SELECT role FROM users WHERE id = $1 AND merchant_id = $2")
+            .bind(user.to_string())
+            .bind(merchant.to_string())
+            .fetch_optional(&mut **transaction)
+            .await?
+            .map(|row| row.try_get::<String, _>("role"))
+            .transpose()?,
+    )
+}
+
+async fn other_owners(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    merchant: MerchantId,
+    user: UserId,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) AS owners FROM users WHERE merchant_id = $1 AND role = 'owner' AND id <> $2",
+    )
+    .bind(merchant.to_string())
+    .bind(user.to_string())
+    .fetch_one(&mut **transaction)
+    .await?
+    .try_get("owners")?)
+}

@@ -144,6 +144,10 @@ pub struct TransferListParams {
     /// Only transfers created before this time (RFC 3339).
     #[param(format = DateTime)]
     pub created_lt: Option<String>,
+    /// Only the transfers an object caused: a payment (`pay_…`), refund,
+    /// payout, plan, settlement, reference payment or chargeback.
+    #[param(pattern = "^[a-z]+_[0-9a-z]{1,60}$")]
+    pub object_id: Option<String>,
 }
 
 pub(crate) fn parse_time(param: &str, text: &str) -> Result<Timestamp, ApiError> {
@@ -193,6 +197,28 @@ impl TransferListParams {
                 .transpose()?,
             created_gte: parse_optional_time("created_gte", self.created_gte.as_deref())?,
             created_lt: parse_optional_time("created_lt", self.created_lt.as_deref())?,
+            object_id: self
+                .object_id
+                .as_deref()
+                .map(|id| {
+                    let well_formed = id.split_once('_').is_some_and(|(kind, rest)| {
+                        !kind.is_empty()
+                            && kind.bytes().all(|b| b.is_ascii_lowercase())
+                            && (1..=60).contains(&rest.len())
+                            && rest
+                                .bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    });
+                    if well_formed {
+                        Ok(id.to_owned())
+                    } else {
+                        Err(ApiError::invalid(
+                            "object_id",
+                            "`object_id` must be an object id such as pay_….",
+                        ))
+                    }
+                })
+                .transpose()?,
         };
         Ok((filter, page))
     }

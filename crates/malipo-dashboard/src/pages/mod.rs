@@ -4,7 +4,11 @@
 mod developers;
 mod overview;
 mod payments;
+mod plans;
 mod sandbox;
+mod settlement;
+mod team;
+mod webhooks;
 
 use std::collections::HashMap;
 
@@ -56,6 +60,97 @@ pub fn router() -> Router<Api> {
             "/dashboard/{mode}/sandbox/payments",
             post(sandbox::create_payment),
         )
+        .route(
+            "/dashboard/{mode}/sandbox/customer-payments",
+            post(sandbox::customer_payment),
+        )
+        .route(
+            "/dashboard/{mode}/sandbox/test-clocks",
+            post(sandbox::create_clock),
+        )
+        .route(
+            "/dashboard/{mode}/sandbox/test-clocks/{id}/advance",
+            post(sandbox::advance_clock),
+        )
+        .route("/dashboard/{mode}/plans", get(plans::list))
+        .route("/dashboard/{mode}/plans/{id}", get(plans::detail))
+        .route(
+            "/dashboard/{mode}/plans/{id}/payments",
+            post(plans::record_payment),
+        )
+        .route("/dashboard/{mode}/plans/{id}/cancel", post(plans::cancel))
+        .route("/dashboard/{mode}/checkouts", get(plans::checkouts))
+        .route("/dashboard/{mode}/checkouts/{id}", get(plans::checkout))
+        .route("/dashboard/{mode}/entities", get(settlement::entities))
+        .route("/dashboard/{mode}/entities/{id}", get(settlement::entity))
+        .route(
+            "/dashboard/{mode}/entities/{id}/statement.csv",
+            get(settlement::entity_statement),
+        )
+        .route(
+            "/dashboard/{mode}/settlements",
+            get(settlement::settlements),
+        )
+        .route(
+            "/dashboard/{mode}/settlements/{id}",
+            get(settlement::settlement),
+        )
+        .route(
+            "/dashboard/{mode}/settlements/{id}/statement.csv",
+            get(settlement::settlement_statement),
+        )
+        .route(
+            "/dashboard/{mode}/settlements/{id}/retry",
+            post(settlement::retry_settlement),
+        )
+        .route("/dashboard/{mode}/references", get(settlement::references))
+        .route(
+            "/dashboard/{mode}/references/{id}",
+            get(settlement::reference),
+        )
+        .route(
+            "/dashboard/{mode}/references/{id}/close",
+            post(settlement::close_reference),
+        )
+        .route(
+            "/dashboard/{mode}/reference-payments/{id}/assign",
+            post(settlement::assign_payment),
+        )
+        .route(
+            "/dashboard/{mode}/reference-payments/{id}/refund",
+            post(settlement::refund_payment),
+        )
+        .route("/dashboard/{mode}/balances", get(settlement::balances))
+        .route("/dashboard/{mode}/events", get(webhooks::events))
+        .route("/dashboard/{mode}/events/{id}", get(webhooks::event))
+        .route(
+            "/dashboard/{mode}/events/{id}/redeliver",
+            post(webhooks::redeliver_event),
+        )
+        .route(
+            "/dashboard/{mode}/webhooks",
+            get(webhooks::endpoints).post(webhooks::create_endpoint),
+        )
+        .route("/dashboard/{mode}/webhooks/{id}", get(webhooks::endpoint))
+        .route(
+            "/dashboard/{mode}/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/dashboard/{mode}/webhooks/{id}/enabled",
+            post(webhooks::set_enabled),
+        )
+        .route(
+            "/dashboard/{mode}/webhooks/{id}/redeliver-failed",
+            post(webhooks::redeliver_failed),
+        )
+        .route(
+            "/dashboard/{mode}/webhooks/{id}/delete",
+            post(webhooks::delete),
+        )
+        .route("/dashboard/{mode}/team", get(team::page).post(team::invite))
+        .route("/dashboard/{mode}/team/{id}/role", post(team::set_role))
+        .route("/dashboard/{mode}/team/{id}/remove", post(team::remove))
 }
 
 /// A list's query string, kept for filters and the next page.
@@ -124,6 +219,21 @@ pub(crate) fn or_dash(text: String) -> String {
 /// into an API address (the API answers 404 for a well-formed stranger).
 pub(crate) fn is_object_id(id: &str) -> bool {
     !id.is_empty() && id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// An amount typed in major units ("1,250.50") as minor units of
+/// `currency`; the error says what to type.
+pub(crate) fn parse_amount(text: &str, currency: &str) -> Result<i64, String> {
+    malipo_core::Currency::parse(currency)
+        .ok()
+        .and_then(|parsed| malipo_core::Money::parse_major(&text.replace(',', ""), parsed).ok())
+        .map(|money| money.amount_minor)
+        .ok_or_else(|| format!("The amount must be a number of {currency}, e.g. 100.00."))
+}
+
+/// The `data` of a `/v1` list.
+pub(crate) fn data(list: &Value) -> Vec<Value> {
+    list["data"].as_array().cloned().unwrap_or_default()
 }
 
 pub(crate) fn id_cell(value: &Value) -> Cell {

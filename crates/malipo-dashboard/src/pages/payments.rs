@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Query, id_cell, is_object_id, list_table, or_dash, query_string};
+use super::{Query, id_cell, is_object_id, list_table, or_dash, parse_amount, query_string};
 use crate::client::ApiFailure;
 use crate::view::{
     self, Cell, Form, InputField, Page, Row, Section, TimelineItem, field, mono_field,
@@ -199,6 +199,7 @@ pub async fn detail(
         timeline,
         ..Section::titled("Timeline")
     });
+    page.sections.push(transfers_section(&signed, &id).await);
     let mut deliveries = Vec::new();
     for event in &events {
         let event_id = view::s(event, "id");
@@ -259,6 +260,71 @@ pub async fn detail(
         }
     }
     view::html(StatusCode::OK, &page)
+}
+
+/// The ledger transfers the payment caused (its collection, what it paid
+/// into a plan) and those of its refunds, newest first.
+async fn transfers_section(signed: &Signed, id: &str) -> Section {
+    let mut objects = vec![id.to_owned()];
+    if let Ok(refunds) = signed
+        .get(&format!("/v1/refunds?payment={id}&limit=100"))
+        .await
+    {
+        objects.extend(
+            super::data(&refunds)
+                .iter()
+                .map(|refund| view::s(refund, "id")),
+        );
+    }
+    let mut rows = Vec::new();
+    for object in &objects {
+        let Ok(list) = signed
+            .get(&format!(
+                "/v1/ledger/transfers?object_id={object}&limit=100"
+            ))
+            .await
+        else {
+            continue;
+        };
+        for transfer in super::data(&list) {
+            let entries: Vec<String> = transfer["entries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|entry| {
+                    let amount = entry["amount"].as_i64().unwrap_or(0);
+                    format!(
+                        "{} {}{}",
+                        view::s(entry, "account"),
+                        if amount > 0 { "+" } else { "" },
+                        view::amount(amount, &view::s(entry, "currency"))
+                    )
+                })
+                .collect();
+            rows.push(Row {
+                href: None,
+                cells: vec![
+                    Cell::mono(view::s(&transfer, "id")),
+                    Cell::text(view::s(&transfer, "description")),
+                    Cell::status(&view::s(&transfer, "state")),
+                    Cell::mono(entries.join("\n")),
+                    Cell::text(view::when(&transfer, "created")),
+                ],
+            });
+        }
+    }
+    Section {
+        note: Some(
+            "Every money movement is a balanced transfer: its entries sum to zero in each currency."
+                .to_owned(),
+        ),
+        table: Some(view::Table {
+            columns: view::columns(&["Transfer", "Description", "State", "Entries", "At"]),
+            rows,
+            empty: "No ledger transfers yet: money moves when the payment succeeds.".to_owned(),
+        }),
+        ..Section::titled("Ledger transfers")
+    }
 }
 
 /// The payment's status, for the page's live badge.
@@ -329,25 +395,9 @@ pub async fn refund(
             Ok(payment) => payment,
             Err(failure) => return back(&to, Err(failure.message)),
         };
-        let currency = view::s(&payment, "currency");
-        match malipo_core::Currency::parse(&currency)
-            .ok()
-            .and_then(|currency| {
-                malipo_core::Money::parse_major(
-                    form.get("amount").replace(',', "").as_str(),
-                    currency,
-                )
-                .ok()
-            }) {
-            Some(money) => request["amount"] = json!(money.amount_minor),
-            None => {
-                return back(
-                    &to,
-                    Err(format!(
-                        "The amount must be a number of {currency}, e.g. 100.00."
-                    )),
-                );
-            }
+        match parse_amount(form.get("amount"), &view::s(&payment, "currency")) {
+            Ok(minor) => request["amount"] = json!(minor),
+            Err(message) => return back(&to, Err(message)),
         }
     }
     let outcome = signed

@@ -30,6 +30,8 @@ fn needs(operation: &Value, path: &str) -> String {
         "the OAuth client's id and secret".to_owned()
     } else if path == "/dashboard/api/login" {
         "email and password".to_owned()
+    } else if path.starts_with("/dashboard/api/users") {
+        "a dashboard session cookie of an owner (and its CSRF token to change anything)".to_owned()
     } else if path.starts_with("/dashboard/api/") {
         "a dashboard session cookie (and its CSRF token to change anything)".to_owned()
     } else {
