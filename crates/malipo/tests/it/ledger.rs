@@ -426,8 +426,10 @@ async fn merchants_see_balances_and_their_own_transfers() {
     assert_eq!(empty["object"], "balance");
     assert_eq!(empty["data"], serde_json::json!([]));
 
-    let first = fund_through_an_adjustment(&app, 150_000, "adj-1").await;
-    let second = fund_through_an_adjustment(&app, 2_500, "adj-2").await;
+    // Keys that differ only where the first has `_`: the object filter
+    // must not read it as a wildcard.
+    let first = fund_through_an_adjustment(&app, 150_000, "adjustment:adj_a1:opening").await;
+    let second = fund_through_an_adjustment(&app, 2_500, "adjustment:adjxa1:opening").await;
     let balances: Value = app.get("/v1/balances").await.json().await.unwrap();
     assert_eq!(
         balances["data"],
@@ -506,6 +508,26 @@ async fn merchants_see_balances_and_their_own_transfers() {
     )
     .await;
     assert_eq!(body["error"]["param"], "created_gte");
+    let by_object: Value = app
+        .get("/v1/ledger/transfers?object_id=adj_a1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = by_object["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![first.as_str()], "the object's transfers only");
+    let body = expect_error(
+        app.get("/v1/ledger/transfers?object_id=50%25").await,
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(body["error"]["param"], "object_id");
 
     let one: Value = app
         .get(&format!("/v1/ledger/transfers/{first}"))
