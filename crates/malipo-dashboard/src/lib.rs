@@ -292,6 +292,37 @@ impl Signed {
         Submitted::parse(self, body)
     }
 
+    /// An action on one object (`id` from the address): the role and CSRF
+    /// token checked, then the id, which, if it cannot be one, sends the
+    /// user back to `list` saying so.
+    pub fn act_on(
+        &self,
+        least: Role,
+        body: &[u8],
+        id: &str,
+        list: &str,
+    ) -> Result<Submitted, Response> {
+        let form = self.action(least, body)?;
+        if !pages::is_object_id(id) {
+            return Err(back(
+                &self.href(list),
+                Err(format!("No such object: {id}.")),
+            ));
+        }
+        Ok(form)
+    }
+
+    /// The object at `{collection}/{id}` for its page, or the page that
+    /// says why not (a 404 for an id that cannot be one).
+    pub async fn object(&self, what: &str, collection: &str, id: &str) -> Result<Value, Response> {
+        if !pages::is_object_id(id) {
+            return Err(self.failure_page(&ApiFailure::not_found(what, id)));
+        }
+        self.get(&format!("{collection}/{id}"))
+            .await
+            .map_err(|failure| self.failure_page(&failure))
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value, ApiFailure> {
         self.api
             .call(&self.user, Method::GET, path, None, None)

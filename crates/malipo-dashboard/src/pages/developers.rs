@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Query, is_object_id, or_dash};
+use super::{Query, or_dash};
 use crate::view::{self, Cell, Form, InputField, Page, Row, Secret, Section, Table, field};
 use crate::{Role, Signed, Submitted, back, flash_of};
 
@@ -236,14 +236,11 @@ pub async fn create_client(signed: Signed, body: Bytes) -> Response {
 
 /// Revokes `/v1/{collection}/{id}`.
 async fn revoke(signed: Signed, body: Bytes, collection: &str, id: &str, what: &str) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, id, "/developers") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
     let to = signed.href("/developers");
-    if !is_object_id(id) {
-        return back(&to, Err(format!("No such {what}.")));
-    }
     let outcome = signed
         .post(
             &format!("/v1/{collection}/{id}/revoke"),

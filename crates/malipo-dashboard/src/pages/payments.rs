@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::{Query, id_cell, is_object_id, list_table, or_dash, parse_amount, query_string};
-use crate::client::ApiFailure;
 use crate::view::{
     self, Cell, Form, InputField, Page, Row, Section, TimelineItem, field, mono_field,
 };
@@ -103,12 +102,9 @@ pub async fn detail(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("payment", &id));
-    }
-    let payment = match signed.get(&format!("/v1/payments/{id}")).await {
+    let payment = match signed.object("payment", "/v1/payments", &id).await {
         Ok(payment) => payment,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let status = view::s(&payment, "status");
     let mut page = Page::new(
@@ -343,16 +339,10 @@ pub async fn cancel(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/payments") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(&id) {
-        return back(
-            &signed.href("/payments"),
-            Err("No such payment.".to_owned()),
-        );
-    }
     let to = signed.href(&format!("/payments/{id}"));
     let outcome = signed
         .post(
@@ -374,16 +364,10 @@ pub async fn refund(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/payments") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(&id) {
-        return back(
-            &signed.href("/payments"),
-            Err("No such payment.".to_owned()),
-        );
-    }
     let to = signed.href(&format!("/payments/{id}"));
     let mut request = json!({"payment": id});
     if !form.get("reason").is_empty() {

@@ -8,8 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Query, data, id_cell, is_object_id, list_table, or_dash, parse_amount, query_string};
-use crate::client::ApiFailure;
+use super::{Query, data, id_cell, list_table, or_dash, parse_amount, query_string};
 use crate::view::{
     self, Cell, Form, InputField, Page, Row, Section, Table, TimelineItem, field, link_field,
     mono_field,
@@ -192,12 +191,9 @@ pub async fn detail(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("plan", &id));
-    }
-    let plan = match signed.get(&format!("/v1/plans/{id}")).await {
+    let plan = match signed.object("plan", "/v1/plans", &id).await {
         Ok(plan) => plan,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let status = view::s(&plan, "status");
     let currency = view::s(&plan, "currency");
@@ -355,13 +351,10 @@ pub async fn record_payment(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/plans") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(&id) {
-        return back(&signed.href("/plans"), Err("No such plan.".to_owned()));
-    }
     let to = signed.href(&format!("/plans/{id}"));
     let mut request = json!({});
     if !form.get("amount").is_empty() {
@@ -404,13 +397,10 @@ pub async fn cancel(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/plans") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(&id) {
-        return back(&signed.href("/plans"), Err("No such plan.".to_owned()));
-    }
     let outcome = signed
         .post(
             &format!("/v1/plans/{id}/cancel"),
@@ -489,12 +479,9 @@ pub async fn checkout(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("checkout", &id));
-    }
-    let checkout = match signed.get(&format!("/v1/checkouts/{id}")).await {
+    let checkout = match signed.object("checkout", "/v1/checkouts", &id).await {
         Ok(checkout) => checkout,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let status = view::s(&checkout, "status");
     let mut page = Page::new(

@@ -280,7 +280,7 @@ pub async fn advance_clock(
     axum::extract::Path((_, id)): axum::extract::Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/sandbox") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
@@ -288,9 +288,6 @@ pub async fn advance_clock(
         return refused;
     }
     let to = signed.href("/sandbox");
-    if !super::is_object_id(&id) {
-        return back(&to, Err("No such test clock.".to_owned()));
-    }
     let number = |name: &str| {
         let text = form.get(name);
         if text.is_empty() {

@@ -83,10 +83,10 @@ pub async fn entity(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("entity", &id));
-    }
-    let entity = read!(signed, format!("/v1/entities/{id}"));
+    let entity = match signed.object("entity", "/v1/entities", &id).await {
+        Ok(entity) => entity,
+        Err(page) => return page,
+    };
     let currency = view::s(&entity, "currency");
     let kyc = view::s(&entity["kyc"], "status");
     let mut page = Page::new(
@@ -317,10 +317,10 @@ pub async fn settlement(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("settlement", &id));
-    }
-    let settlement = read!(signed, format!("/v1/settlements/{id}"));
+    let settlement = match signed.object("settlement", "/v1/settlements", &id).await {
+        Ok(settlement) => settlement,
+        Err(page) => return page,
+    };
     let lines = signed
         .get(&format!("/v1/settlements/{id}/lines?limit=100"))
         .await
@@ -441,16 +441,10 @@ pub async fn retry_settlement(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/settlements") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(&id) {
-        return back(
-            &signed.href("/settlements"),
-            Err("No such settlement.".to_owned()),
-        );
-    }
     let outcome = signed
         .post(
             &format!("/v1/settlements/{id}/retry"),
@@ -615,10 +609,13 @@ pub async fn reference(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("payment reference", &id));
-    }
-    let reference = read!(signed, format!("/v1/payment-references/{id}"));
+    let reference = match signed
+        .object("payment reference", "/v1/payment-references", &id)
+        .await
+    {
+        Ok(reference) => reference,
+        Err(page) => return page,
+    };
     let status = view::s(&reference, "status");
     let entity = view::s(&reference, "entity");
     let mut page = Page::new(
@@ -718,16 +715,10 @@ async fn reference_action(
     to: String,
     done: &str,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, id, "/references") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(id) {
-        return back(
-            &signed.href("/references"),
-            Err("No such object.".to_owned()),
-        );
-    }
     let outcome = signed
         .post(&api, &request(&form), form.idempotency_key())
         .await;

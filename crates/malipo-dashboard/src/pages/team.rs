@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::{Query, data, is_object_id};
+use super::{Query, data};
 use crate::view::{self, Cell, Form, InputField, Page, Row, Secret, Section, Table};
 use crate::{Role, Signed, Submitted, back, flash_of};
 
@@ -147,14 +147,11 @@ async fn change(
     request: impl FnOnce(&Submitted) -> serde_json::Value,
     done: &str,
 ) -> Response {
-    let form = match signed.action(Role::Owner, &body) {
+    let form = match signed.act_on(Role::Owner, &body, &id, "/team") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
     let to = signed.href("/team");
-    if !is_object_id(&id) {
-        return back(&to, Err("No such user.".to_owned()));
-    }
     let outcome = signed
         .session(
             Method::POST,

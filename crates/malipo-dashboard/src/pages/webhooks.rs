@@ -97,12 +97,9 @@ pub async fn event(
     Path((_, id)): Path<(String, String)>,
     QueryOf(query): QueryOf<Query>,
 ) -> Response {
-    if !is_object_id(&id) {
-        return signed.failure_page(&ApiFailure::not_found("event", &id));
-    }
-    let event = match signed.get(&format!("/v1/events/{id}")).await {
+    let event = match signed.object("event", "/v1/events", &id).await {
         Ok(event) => event,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let deliveries = signed
         .get(&format!("/v1/events/{id}/deliveries?limit=100"))
@@ -181,13 +178,10 @@ pub async fn redeliver_event(
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = match signed.action(Role::Developer, &body) {
+    let form = match signed.act_on(Role::Developer, &body, &id, "/events") {
         Ok(form) => form,
         Err(refused) => return refused,
     };
-    if !is_object_id(&id) {
-        return back(&signed.href("/events"), Err("No such event.".to_owned()));
-    }
     let mut request = json!({});
     if !form.get("endpoint").is_empty() {
         request["endpoint"] = json!(form.get("endpoint"));
@@ -439,13 +433,7 @@ fn endpoint_action(
     id: &str,
     body: &[u8],
 ) -> Result<(Submitted, String), Response> {
-    let form = signed.action(Role::Developer, body)?;
-    if !is_object_id(id) {
-        return Err(back(
-            &signed.href("/webhooks"),
-            Err("No such endpoint.".to_owned()),
-        ));
-    }
+    let form = signed.act_on(Role::Developer, body, id, "/webhooks")?;
     Ok((form, signed.href(&format!("/webhooks/{id}"))))
 }
 
