@@ -1,5 +1,7 @@
-//! Charts drawn on the server as inline SVG: nothing to download, nothing
-//! to run, readable at any width (the SVG scales), and every label escaped.
+//! Charts drawn on the server: bars as inline SVG (the SVG scales; the
+//! stylesheet sets its text larger on a phone), shares as a table of
+//! `<progress>` bars (it reflows). Nothing to download, nothing to run,
+//! every label escaped.
 
 use std::fmt::Write;
 
@@ -23,9 +25,14 @@ pub fn bars(title: &str, points: &[(String, i64, String)], label_every: usize) -
         .unwrap_or(0)
         .max(1) as f64;
     let slot = WIDTH / points.len().max(1) as f64;
+    // A margin each side, so that the first and last labels (centred under
+    // their bars) are not cut.
+    const MARGIN: f64 = 30.0;
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {}" role="img" aria-label="{}"><title>{}</title>"#,
-        HEIGHT + BOTTOM,
+        r#"<svg class="chart" viewBox="{} 0 {} {}" role="img" aria-label="{}"><title>{}</title>"#,
+        -MARGIN,
+        WIDTH + 2.0 * MARGIN,
+        HEIGHT + BOTTOM + 4.0,
         escape(title),
         escape(title)
     );
@@ -45,7 +52,7 @@ pub fn bars(title: &str, points: &[(String, i64, String)], label_every: usize) -
                 svg,
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
                 x + slot * 0.35,
-                HEIGHT + 14.0,
+                HEIGHT + 17.0,
                 escape(label)
             );
         }
@@ -57,35 +64,24 @@ pub fn bars(title: &str, points: &[(String, i64, String)], label_every: usize) -
     svg
 }
 
-/// Horizontal bars of shares (0 to 100 %), one per `(label, percent, note)`.
+/// Shares (0 to 100 %), one row per `(label, percent, note)`: a table with
+/// a `<progress>` bar each.
 pub fn shares(title: &str, rows: &[(String, f64, String)]) -> String {
-    const WIDTH: f64 = 600.0;
-    const ROW: f64 = 30.0;
-    const LABEL: f64 = 140.0;
-    let height = ROW * rows.len().max(1) as f64;
-    let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{}"><title>{}</title>"#,
-        escape(title),
+    let mut html = format!(
+        r#"<table class="shares" aria-label="{}"><tbody>"#,
         escape(title)
     );
-    for (index, (label, percent, note)) in rows.iter().enumerate() {
-        let y = index as f64 * ROW;
-        let width = (WIDTH - LABEL - 120.0) * percent.clamp(0.0, 100.0) / 100.0;
+    for (label, percent, note) in rows {
+        let percent = percent.clamp(0.0, 100.0);
         let _ = write!(
-            svg,
-            r##"<text x="0" y="{:.1}">{}</text><rect x="{LABEL}" y="{:.1}" width="{:.1}" height="16" fill="#e9edf1" rx="3"/><rect x="{LABEL}" y="{:.1}" width="{width:.1}" height="16" fill="#0b7a55" rx="3"/><text x="{:.1}" y="{:.1}">{percent:.1} % · {}</text>"##,
-            y + 17.0,
+            html,
+            r#"<tr><th scope="row">{}</th><td><progress max="100" value="{percent:.1}">{percent:.1} %</progress></td><td class="num">{percent:.1} % · {}</td></tr>"#,
             escape(label),
-            y + 5.0,
-            WIDTH - LABEL - 120.0,
-            y + 5.0,
-            WIDTH - 112.0,
-            y + 17.0,
             escape(note)
         );
     }
-    svg.push_str("</svg>");
-    svg
+    html.push_str("</tbody></table>");
+    html
 }
 
 #[cfg(test)]

@@ -243,7 +243,13 @@ fn enrol_form(csrf: String, enrolment: &Value) -> AuthPage {
                 .to_owned(),
         ),
         qr_svg: view::s(enrolment, "qr_svg"),
-        manual_key: view::s(enrolment, "secret"),
+        // In groups of four, as authenticator apps show and take it.
+        manual_key: view::s(enrolment, "secret")
+            .as_bytes()
+            .chunks(4)
+            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
         csrf,
         fields: vec![code_field("Code from the app")],
         submit: "Confirm".to_owned(),

@@ -23,7 +23,8 @@ for (const badge of document.querySelectorAll("[data-live-status]")) {
       const response = await fetch(badge.dataset.liveStatus, { headers: { Accept: "application/json" } });
       if (response.ok) {
         const { status } = await response.json();
-        if (status && status !== initial) { window.location.reload(); return; }
+        // The page again, without the one-time message of its address.
+        if (status && status !== initial) { window.location.replace(window.location.pathname); return; }
       }
     } catch (_) { /* the network hiccuped: try again */ }
     setTimeout(poll, 1000);

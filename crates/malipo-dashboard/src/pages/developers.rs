@@ -50,7 +50,7 @@ async fn render(signed: &Signed, flash: Option<view::Flash>, secret: Option<Secr
     page.secret = secret;
     let mut key_section = Section::titled("API keys");
     key_section.note = Some(format!(
-        "Secret keys of {} mode: send one as `Authorization: Bearer …`. A key's secret is shown once, when it is made.",
+        "Secret keys of {} mode: send one as the header Authorization: Bearer …. A key's secret is shown once, when it is made.",
         signed.mode()
     ));
     let mut key_forms = Vec::new();
@@ -211,7 +211,7 @@ async fn create(signed: Signed, body: Bytes, path: &str, what: &str) -> Response
         Ok(created) => {
             let (label, value) = if what == "key" {
                 (
-                    format!("Secret key “{}”", view::s(&created["key"], "name")),
+                    format!("Secret key “{}”", view::s(&created, "name")),
                     view::s(&created, "secret"),
                 )
             } else {

@@ -231,7 +231,7 @@ async fn render_endpoints(
     );
     let mut section = Section {
         note: Some(
-            "Malipo POSTs each event to these URLs, signed with the endpoint's secret (the `Malipo-Signature` header), and retries with backoff until a 2xx."
+            "Malipo POSTs each event to these URLs, signed with the endpoint's secret (the Malipo-Signature header), and retries with backoff until a 2xx."
                 .to_owned(),
         ),
         table: Some(table),
