@@ -10,3 +10,5 @@
 //! happens by the number it uses, as with the built-in simulator.
 
 pub mod triggers;
+pub mod mpesa;
+pub mod mtn;

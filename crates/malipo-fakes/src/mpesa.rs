@@ -1,0 +1,1 @@
+//! A fake of Safaricom's M-Pesa Daraja API (being written).

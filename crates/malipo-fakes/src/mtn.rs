@@ -1,0 +1,1 @@
+//! A fake of the MTN MoMo Open API (being written).
