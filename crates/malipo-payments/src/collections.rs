@@ -145,15 +145,17 @@ impl Payments {
         request: CreatePayment,
         hosted_url: impl Fn(PaymentId) -> String,
     ) -> Result<CreatePaymentOutcome, PaymentError> {
-        let rail = self
-            .rails
-            .choose(tenant.mode, request.rail.as_deref(), request.phone.as_ref())
+        let chosen = self
+            .chosen_rail(
+                tenant.merchant_id,
+                tenant.mode,
+                request.rail.as_deref(),
+                request.phone.as_ref(),
+            )
+            .await
             .map_err(PaymentError::RailUnavailable)?;
-        let capabilities = self
-            .rails
-            .get(rail)
-            .expect("a chosen rail exists")
-            .capabilities();
+        let capabilities = chosen.capabilities();
+        let rail = capabilities.id;
         if !capabilities.currencies.contains(&request.amount.currency) {
             return Err(PaymentError::Invalid {
                 param: "currency",

@@ -8,6 +8,7 @@
 
 pub mod bnpl;
 mod collections;
+pub mod connectors;
 pub mod objects;
 mod payouts;
 pub mod rail_configs;
@@ -39,6 +40,8 @@ pub struct PaymentsConfig {
     pub platform_credit_rules: bnpl::CreditRules,
     /// Where settlement cut-offs (00:00 daily, Mondays, the 1st) fall.
     pub settlement_time_zone: malipo_core::TimeZone,
+    /// Time-outs and polling of the real rails' connectors.
+    pub connector_options: malipo_rails::mpesa::ConnectorOptions,
 }
 
 impl Default for PaymentsConfig {
@@ -51,6 +54,7 @@ impl Default for PaymentsConfig {
                 active_plan_scope: "none".to_owned(),
                 ..bnpl::CreditRules::default()
             },
+            connector_options: malipo_rails::mpesa::ConnectorOptions::default(),
             settlement_time_zone: malipo_core::TimeZone::parse("Africa/Nairobi")
                 .expect("a known zone"),
         }
@@ -72,6 +76,8 @@ pub struct Payments {
     creates: Batcher<(PaymentRecord, Vec<NewJob>), CreatePaymentOutcome>,
     /// The simulator, for the sandbox's customer-initiated payments.
     pub sandbox: Option<malipo_rails::simulator::Simulator>,
+    /// The real rails, per merchant's configuration.
+    pub connectors: Arc<connectors::Connectors>,
 }
 
 /// Payments one commit may carry, and how many may queue for it.
@@ -100,6 +106,12 @@ impl Payments {
                 async move { store.create_payments(payments, views.as_ref()).await }
             },
         );
+        let connectors = Arc::new(connectors::Connectors::new(
+            store.clone(),
+            master_key.clone(),
+            config.connector_options.clone(),
+            config.public_url.clone(),
+        ));
         Self {
             store,
             clock,
@@ -109,6 +121,7 @@ impl Payments {
             wake: Arc::new(Notify::new()),
             creates,
             sandbox: None,
+            connectors,
         }
     }
 }

@@ -46,15 +46,17 @@ impl Payments {
             PayoutDestination::Wallet { phone } => (Phone::parse(phone).ok(), Method::MobileMoney),
             PayoutDestination::Bank { .. } => (None, Method::Bank),
         };
-        let rail = self
-            .rails
-            .choose(tenant.mode, request.rail.as_deref(), phone.as_ref())
+        let chosen = self
+            .chosen_rail(
+                tenant.merchant_id,
+                tenant.mode,
+                request.rail.as_deref(),
+                phone.as_ref(),
+            )
+            .await
             .map_err(PaymentError::RailUnavailable)?;
-        let capabilities = self
-            .rails
-            .get(rail)
-            .expect("a chosen rail exists")
-            .capabilities();
+        let capabilities = chosen.capabilities();
+        let rail = capabilities.id;
         if !capabilities.supports(Direction::Payout, request.amount.currency, method) {
             return Err(PaymentError::Invalid {
                 param: "destination",

@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use malipo_core::{Mode, Phone};
-use malipo_rails::Rail;
+use malipo_core::{MerchantId, Mode, Phone};
+use malipo_rails::{Rail, routing};
 
 /// The rails this instance can use, by id.
 #[derive(Clone, Default)]
@@ -63,5 +63,99 @@ impl Rails {
                 .map(|rail| rail.capabilities().id)
                 .ok_or_else(|| "no live rail is configured for this country yet".to_owned()),
         }
+    }
+}
+
+impl crate::Payments {
+    /// The rail a new payment or payout goes over, ready to call: test mode
+    /// the simulator; live mode the rail asked for, else the one of the
+    /// number's operator (`malipo_rails::routing`), among the rails the
+    /// merchant has configured (its own configuration, else the
+    /// platform's). The error says why none serves.
+    pub async fn chosen_rail(
+        &self,
+        merchant: MerchantId,
+        mode: Mode,
+        requested: Option<&str>,
+        phone: Option<&Phone>,
+    ) -> Result<Arc<dyn Rail>, String> {
+        let static_choice = self
+            .rails
+            .choose(mode, requested, phone)
+            .map(|id| self.rails.get(id).cloned().expect("a chosen rail exists"));
+        if mode == Mode::Test {
+            return static_choice;
+        }
+        let configured = self
+            .connectors
+            .configured(merchant)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "reading the merchant's rail configurations");
+                "the rail configurations could not be read; try again".to_owned()
+            })?;
+        let wanted = match (requested, phone.and_then(routing::operator_of)) {
+            (Some(id), _) if configured.contains(&id) => Ok(id.to_owned()),
+            (Some(id), _) => Err(format!(
+                "the rail `{id}` is not configured for this merchant's live payments"
+            )),
+            (None, Some(operator)) => match operator.rail {
+                Some(id) if configured.contains(&id) => Ok(id.to_owned()),
+                Some(id) => Err(format!(
+                    "{} numbers ({}) go over the `{id}` rail, which is not configured for this merchant",
+                    operator.name, operator.wallet
+                )),
+                None => Err(format!(
+                    "{} ({}) has no connector in Malipo yet",
+                    operator.wallet, operator.name
+                )),
+            },
+            (None, None) if phone.is_some() => {
+                Err("no mobile-money operator is known for this number".to_owned())
+            }
+            (None, None) => configured
+                .first()
+                .map(|id| (*id).to_owned())
+                .ok_or_else(|| "no live rail is configured for this merchant".to_owned()),
+        };
+        let id = match wanted {
+            Ok(id) => id,
+            // A rail registered in process (tests) still serves.
+            Err(reason) => return static_choice.map_err(|_| reason),
+        };
+        match self.connectors.for_merchant(merchant, &id).await {
+            Ok(Some(connector)) => Ok(connector),
+            Ok(None) => Err(format!("the rail `{id}` is not configured")),
+            Err(error) => {
+                tracing::error!(%error, "reading a rail configuration");
+                Err("the rail configuration could not be read; try again".to_owned())
+            }
+        }
+    }
+
+    /// The rail of a transaction already made, to query it or send it:
+    /// the simulator, or the merchant's connector. `None`: no longer
+    /// configured.
+    pub async fn rail_of(
+        &self,
+        merchant: MerchantId,
+        mode: Mode,
+        rail: &str,
+    ) -> Result<Option<Arc<dyn Rail>>, malipo_store::StoreError> {
+        if let Some(rail) = self.rails.get(rail) {
+            return Ok(Some(rail.clone()));
+        }
+        if mode == Mode::Test {
+            return Ok(None);
+        }
+        self.connectors.for_merchant(merchant, rail).await
+    }
+
+    /// A rail that can read `rail`'s callbacks (they need no credentials).
+    pub fn callback_reader(&self, rail: &str) -> Option<Arc<dyn Rail>> {
+        self.rails
+            .get(rail)
+            .cloned()
+            .or_else(|| self.connectors.reader(rail))
     }
 }

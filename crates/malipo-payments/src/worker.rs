@@ -195,7 +195,10 @@ async fn start_collection(
         return Ok(());
     }
     let rail_id = payment.rail.clone().unwrap_or_default();
-    let Some(rail) = payments.rails.get(&rail_id) else {
+    let Some(rail) = payments
+        .rail_of(payment.merchant_id, payment.mode, &rail_id)
+        .await?
+    else {
         return Err(JobFailure::Retry(format!(
             "rail {rail_id} is not configured"
         )));
@@ -302,7 +305,10 @@ async fn poll_collection(payments: &Payments, job: &JobRecord) -> Result<(), Job
     ) else {
         return Ok(());
     };
-    let Some(rail) = payments.rails.get(rail_id) else {
+    let Some(rail) = payments
+        .rail_of(payment.merchant_id, payment.mode, rail_id)
+        .await?
+    else {
         return Ok(());
     };
     let next_poll = payments.clock.now().plus_ms(poll_backoff_ms(
@@ -384,7 +390,7 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
             )
             .await
     };
-    let Some(rail) = payments.rails.get(&inbound.rail) else {
+    let Some(rail) = payments.callback_reader(&inbound.rail) else {
         flag(format!("no rail `{}`", inbound.rail), None).await?;
         return Ok(());
     };
@@ -492,9 +498,45 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
         .await?;
         return Ok(());
     }
-    let applied = payments
-        .apply_rail_outcome(&payment, &report.status)
-        .await?;
+    // An unsigned callback only says where to look: the rail's own status
+    // query decides.
+    let status = if rail.capabilities().signed_callbacks {
+        report.status.clone()
+    } else {
+        let Some(connector) = payments
+            .rail_of(payment.merchant_id, payment.mode, &inbound.rail)
+            .await?
+        else {
+            flag(
+                "cannot be confirmed: the rail is no longer configured".to_owned(),
+                transaction,
+            )
+            .await?;
+            return Ok(());
+        };
+        match connector.query_status(&report.rail_transaction_id).await {
+            Ok(confirmed) if confirmed.status != malipo_rails::RailStatus::Pending => {
+                if confirmed.status != report.status {
+                    tracing::warn!(inbound_id = %id, "a callback disagreed with the rail's status query, which is applied");
+                }
+                confirmed.status
+            }
+            // Not final yet on the rail's side, or the query failed: ask
+            // again shortly, then leave it to the payment's own polling.
+            _ if job.attempts < ACKNOWLEDGEMENT_WAITS_MAX => {
+                return Err(JobFailure::Later(now.plus_ms(ACKNOWLEDGEMENT_WAIT_MS)));
+            }
+            _ => {
+                flag(
+                    "the rail's status query never confirmed it".to_owned(),
+                    transaction,
+                )
+                .await?;
+                return Ok(());
+            }
+        }
+    };
+    let applied = payments.apply_rail_outcome(&payment, &status).await?;
     let state = if applied {
         InboundState::Applied
     } else {
@@ -530,7 +572,10 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
     if payout.status != PayoutStatus::Pending || payout.rail_transaction_id.is_some() {
         return Ok(());
     }
-    let Some(rail) = payments.rails.get(&payout.rail) else {
+    let Some(rail) = payments
+        .rail_of(payout.merchant_id, payout.mode, &payout.rail)
+        .await?
+    else {
         return Err(JobFailure::Retry(format!(
             "rail {} is not configured",
             payout.rail
@@ -599,7 +644,9 @@ async fn poll_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFail
         return Ok(());
     }
     let (Some(rail), Some(transaction_id)) = (
-        payments.rails.get(&payout.rail),
+        payments
+            .rail_of(payout.merchant_id, payout.mode, &payout.rail)
+            .await?,
         payout.rail_transaction_id.as_deref(),
     ) else {
         return Ok(());

@@ -9,6 +9,8 @@
 //! converts to its operator's format itself, at its edge.
 
 pub mod config;
+pub mod mpesa;
+pub mod routing;
 pub mod simulator;
 
 use std::collections::BTreeMap;
@@ -40,6 +42,9 @@ pub struct Capabilities {
     /// A payment still pending this long after it started is polled with
     /// [`Rail::query_status`] (its callback may have been lost).
     pub poll_after_ms: i64,
+    /// Whether the rail signs its callbacks. An unsigned callback (M-Pesa,
+    /// MTN MoMo) is applied only once a status query agrees.
+    pub signed_callbacks: bool,
 }
 
 impl Capabilities {

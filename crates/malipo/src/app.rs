@@ -166,6 +166,10 @@ impl Application {
             public_url: public_url.trim_end_matches('/').to_owned(),
             platform_credit_rules: config.platform_credit_rules()?,
             settlement_time_zone: config.settlement_time_zone()?,
+            connector_options: malipo_rails::mpesa::ConnectorOptions {
+                request_timeout: std::time::Duration::from_millis(config.rail_timeout_ms.max(1)),
+                poll_after_ms: config.rail_poll_after_ms.max(1),
+            },
             ..PaymentsConfig::default()
         };
         let mut payments = Payments::new(

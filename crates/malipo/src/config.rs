@@ -45,6 +45,12 @@ pub struct Config {
     /// How long a pending payment waits for its callback before Malipo asks
     /// the simulator for its status, in milliseconds.
     pub simulator_poll_after_ms: i64,
+    /// How long one request to a real rail (M-Pesa, …) may take, in
+    /// milliseconds; longer is a time-out, retried or polled.
+    pub rail_timeout_ms: u64,
+    /// How long a real rail's pending transaction waits for its callback
+    /// before Malipo queries its status, in milliseconds.
+    pub rail_poll_after_ms: i64,
     /// How long one webhook attempt may take, in milliseconds.
     pub webhook_timeout_ms: u64,
     /// Seconds between webhook attempts: the first is immediate, then one
@@ -98,6 +104,8 @@ impl Default for Config {
             public_url: None,
             simulator_callback_delay_ms: 150,
             simulator_poll_after_ms: 3_000,
+            rail_timeout_ms: 30_000,
+            rail_poll_after_ms: 60_000,
             webhook_timeout_ms: webhooks.timeout_ms,
             webhook_retry_schedule_secs: webhooks
                 .retry_schedule_ms
@@ -143,6 +151,8 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "simulator_callback_delay_ms",
     "simulator_poll_after_ms",
+    "rail_timeout_ms",
+    "rail_poll_after_ms",
     "webhook_timeout_ms",
     "webhook_retry_schedule_secs",
     "webhook_disable_after_secs",

@@ -80,7 +80,7 @@ pub async fn validate_inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(rail) = state.payments.rails.get(&rail_id) else {
+    let Some(rail) = state.payments.callback_reader(&rail_id) else {
         return Err(ApiError::not_found("rail", &rail_id));
     };
     let pairs = header_pairs(&headers);

@@ -45,7 +45,9 @@ pub struct PaymentOptionParams {
     pub direction: Option<String>,
 }
 
-/// List the rails this key's mode can use, with what each supports.
+/// List the rails this key's mode can use, with what each supports: in
+/// test mode the simulator; in live mode the real rails configured for the
+/// merchant (its own configuration, else the platform's).
 #[utoipa::path(get, path = "/v1/payment-options", tag = "payments",
     params(PaymentOptionParams),
     security(("api_key" = ["payments:read"])),
@@ -83,10 +85,23 @@ pub async fn list_payment_options(
         .transpose()?;
     let country = params.country.map(|c| c.to_ascii_uppercase());
     let simulator_only = caller.tenant.mode == Mode::Test;
-    let data = state
-        .payments
-        .rails
-        .all()
+    let mut rails: Vec<std::sync::Arc<dyn malipo_rails::Rail>> =
+        state.payments.rails.all().cloned().collect();
+    if !simulator_only {
+        // The real rails this merchant has configured (its own, else the
+        // platform's).
+        let connectors = &state.payments.connectors;
+        for id in connectors.configured(caller.tenant.merchant_id).await? {
+            if let Some(connector) = connectors
+                .for_merchant(caller.tenant.merchant_id, id)
+                .await?
+            {
+                rails.push(connector);
+            }
+        }
+    }
+    let data = rails
+        .iter()
         .map(|rail| rail.capabilities())
         .filter(|c| (c.id == malipo_rails::simulator::Simulator::ID) == simulator_only)
         .filter(|c| {

@@ -721,9 +721,16 @@ impl Payments {
         let rail = match deposit.and_then(|p| p.rail.clone()) {
             Some(rail) => rail,
             None => self
-                .rails
-                .choose(checkout.mode, None, Phone::parse(&phone).ok().as_ref())
+                .chosen_rail(
+                    checkout.merchant_id,
+                    checkout.mode,
+                    None,
+                    Phone::parse(&phone).ok().as_ref(),
+                )
+                .await
                 .map_err(|_| corrupt("customer_phone"))?
+                .capabilities()
+                .id
                 .to_owned(),
         };
         let zone = zone_of(&checkout.time_zone);

@@ -443,21 +443,21 @@ impl Payments {
                 Method::Bank,
             ),
         };
-        let rail = self
-            .rails
-            .choose(
+        let chosen = self
+            .chosen_rail(
+                entity.tenant.merchant_id,
                 entity.tenant.mode,
                 requested_rail.as_deref(),
                 phone.as_ref(),
             )
+            .await
             .map_err(SettlementError::RailUnavailable)?;
-        let supported = self.rails.get(rail).is_some_and(|r| {
-            r.capabilities().supports(
-                malipo_core::Direction::Payout,
-                settlement.amount.currency,
-                method,
-            )
-        });
+        let rail = chosen.capabilities().id;
+        let supported = chosen.capabilities().supports(
+            malipo_core::Direction::Payout,
+            settlement.amount.currency,
+            method,
+        );
         if !supported {
             return Err(SettlementError::RailUnavailable(format!(
                 "the {rail} rail cannot pay out {} this way",

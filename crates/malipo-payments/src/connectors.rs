@@ -1,0 +1,139 @@
+//! The real rails' connectors, one per stored configuration: a merchant's
+//! own configuration of a rail, or else the platform's (issue 9's
+//! `rail_configs`), its credentials opened under the master key only here.
+//! A connector keeps its operator token between calls, so connectors are
+//! cached, and rebuilt when their configuration changes.
+//!
+//! Test mode never reaches here: it always uses the simulator.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use malipo_core::{MasterKey, MerchantId, RailConfigId, Timestamp};
+use malipo_rails::Rail;
+use malipo_rails::mpesa::{ConnectorOptions, Mpesa, MpesaConfig};
+use malipo_store::{RailConfigRecord, Store, StoreError};
+
+/// The rails Malipo has a connector for.
+pub const CONNECTED_RAILS: &[&str] = &[malipo_rails::mpesa::ID];
+
+pub struct Connectors {
+    store: Store,
+    master_key: MasterKey,
+    options: ConnectorOptions,
+    public_url: String,
+    built: Mutex<HashMap<RailConfigId, (Timestamp, Arc<dyn Rail>)>>,
+    /// Connectors with no configuration, only to read callbacks (which
+    /// need no credentials).
+    readers: Mutex<HashMap<String, Arc<dyn Rail>>>,
+}
+
+impl Connectors {
+    pub fn new(
+        store: Store,
+        master_key: MasterKey,
+        options: ConnectorOptions,
+        public_url: String,
+    ) -> Self {
+        Self {
+            store,
+            master_key,
+            options,
+            public_url,
+            built: Mutex::new(HashMap::new()),
+            readers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn inbound_url(&self, rail: &str) -> String {
+        format!("{}/v1/inbound/{rail}", self.public_url)
+    }
+
+    fn build(
+        &self,
+        rail: &str,
+        settings: &std::collections::BTreeMap<String, String>,
+        credentials: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Arc<dyn Rail>, String> {
+        match rail {
+            malipo_rails::mpesa::ID => Ok(Arc::new(Mpesa::new(
+                MpesaConfig::from_maps(settings, credentials)?,
+                &self.options,
+                self.inbound_url(rail),
+            ))),
+            other => Err(format!("Malipo has no connector for `{other}` yet")),
+        }
+    }
+
+    /// The merchant's connector for `rail`: its own enabled configuration,
+    /// else the platform's. `Ok(None)`: not configured (or disabled).
+    pub async fn for_merchant(
+        &self,
+        merchant: MerchantId,
+        rail: &str,
+    ) -> Result<Option<Arc<dyn Rail>>, StoreError> {
+        let Some(config) = self.store.effective_rail_config(merchant, rail).await? else {
+            return Ok(None);
+        };
+        if !config.enabled {
+            return Ok(None);
+        }
+        Ok(self.connector(&config))
+    }
+
+    fn connector(&self, config: &RailConfigRecord) -> Option<Arc<dyn Rail>> {
+        if let Some((updated, connector)) = self.built.lock().expect("connectors").get(&config.id)
+            && *updated == config.updated_at
+        {
+            return Some(connector.clone());
+        }
+        let credentials = match crate::rail_configs::open_credentials(&self.master_key, config) {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                tracing::error!(config = %config.id, %error, "a rail configuration's credentials do not open");
+                return None;
+            }
+        };
+        match self.build(&config.rail, &config.settings, &credentials) {
+            Ok(connector) => {
+                self.built
+                    .lock()
+                    .expect("connectors")
+                    .insert(config.id, (config.updated_at, connector.clone()));
+                Some(connector)
+            }
+            Err(error) => {
+                tracing::error!(config = %config.id, %error, "a rail configuration cannot make a connector");
+                None
+            }
+        }
+    }
+
+    /// A connector that only reads `rail`'s callbacks.
+    pub fn reader(&self, rail: &str) -> Option<Arc<dyn Rail>> {
+        let mut readers = self.readers.lock().expect("readers");
+        if let Some(reader) = readers.get(rail) {
+            return Some(reader.clone());
+        }
+        let settings = [("shortcode".to_owned(), "000000".to_owned())].into();
+        let reader = self.build(rail, &settings, &Default::default()).ok()?;
+        readers.insert(rail.to_owned(), reader.clone());
+        Some(reader)
+    }
+
+    /// The rails the merchant can use live: connected and configured.
+    pub async fn configured(&self, merchant: MerchantId) -> Result<Vec<&'static str>, StoreError> {
+        let mut rails = Vec::new();
+        for rail in CONNECTED_RAILS {
+            if self
+                .store
+                .effective_rail_config(merchant, rail)
+                .await?
+                .is_some_and(|config| config.enabled)
+            {
+                rails.push(*rail);
+            }
+        }
+        Ok(rails)
+    }
+}
