@@ -15,7 +15,7 @@ use malipo_rails::mpesa::{ConnectorOptions, Mpesa, MpesaConfig};
 use malipo_store::{RailConfigRecord, Store, StoreError};
 
 /// The rails Malipo has a connector for.
-pub const CONNECTED_RAILS: &[&str] = &[malipo_rails::mpesa::ID];
+pub const CONNECTED_RAILS: &[&str] = &[malipo_rails::mpesa::ID, malipo_rails::mtn::ID];
 
 pub struct Connectors {
     store: Store,
@@ -60,6 +60,10 @@ impl Connectors {
                 MpesaConfig::from_maps(settings, credentials)?,
                 &self.options,
                 self.inbound_url(rail),
+            ))),
+            malipo_rails::mtn::ID => Ok(Arc::new(malipo_rails::mtn::Mtn::new(
+                malipo_rails::mtn::MtnConfig::from_maps(settings, credentials)?,
+                &self.options,
             ))),
             other => Err(format!("Malipo has no connector for `{other}` yet")),
         }
@@ -115,7 +119,12 @@ impl Connectors {
         if let Some(reader) = readers.get(rail) {
             return Some(reader.clone());
         }
-        let settings = [("shortcode".to_owned(), "000000".to_owned())].into();
+        // Enough of a configuration to build one; reading needs no more.
+        let settings = [
+            ("shortcode".to_owned(), "000000".to_owned()),
+            ("target_environment".to_owned(), "sandbox".to_owned()),
+        ]
+        .into();
         let reader = self.build(rail, &settings, &Default::default()).ok()?;
         readers.insert(rail.to_owned(), reader.clone());
         Some(reader)

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod mpesa;
+pub mod mtn;
 pub mod routing;
 pub mod simulator;
 
@@ -255,6 +256,15 @@ pub trait Rail: Send + Sync + 'static {
     ) -> Result<Option<CustomerPayment>, RailError> {
         let _ = (headers, body);
         Ok(None)
+    }
+
+    /// Tells the rail where to send customer-initiated payments (M-Pesa
+    /// C2B's register URL): Malipo's validation and confirmation URLs.
+    async fn register_customer_payment_urls(&self) -> Result<(), RailError> {
+        Err(RailError::Unsupported {
+            rail: self.capabilities().id,
+            what: "customer-initiated payments".to_owned(),
+        })
     }
 
     /// The answer to a validation request the rail sends before the

@@ -808,6 +808,31 @@ impl Rail for Mpesa {
         parse_c2b(body)
     }
 
+    /// Registers `…/v1/inbound/mpesa/validate` and `…/v1/inbound/mpesa`
+    /// for the short code's C2B payments. `ResponseType` `Cancelled`: when
+    /// Malipo cannot be reached to validate, Daraja cancels the payment
+    /// rather than take money for a number nobody checked.
+    async fn register_customer_payment_urls(&self) -> Result<(), RailError> {
+        let answer = self
+            .post(
+                "/mpesa/c2b/v1/registerurl",
+                &json!({
+                    "ShortCode": self.config.shortcode,
+                    "ResponseType": "Cancelled",
+                    "ConfirmationURL": self.result_url,
+                    "ValidationURL": format!("{}/validate", self.result_url),
+                }),
+            )
+            .await?;
+        match answer {
+            Answer::Ok(body) if number_or_string(&body["ResponseCode"]) == Some(0) => Ok(()),
+            Answer::Ok(body) => Err(Self::unavailable(error_text(&body))),
+            Answer::Refused { message, .. } => Err(Self::unavailable(format!(
+                "Daraja refused the C2B URLs: {message}"
+            ))),
+        }
+    }
+
     /// Daraja's C2B validation answer: `0` accepts; `C2B00012` refuses an
     /// invalid account number.
     fn validation_answer(&self, refusal: Option<&str>) -> (u16, String) {
