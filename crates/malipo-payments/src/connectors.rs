@@ -46,7 +46,11 @@ impl Connectors {
     }
 
     fn inbound_url(&self, rail: &str) -> String {
-        format!("{}/v1/inbound/{rail}", self.public_url)
+        format!(
+            "{}/v1/inbound/{}",
+            self.public_url,
+            malipo_rails::callback_segment(rail)
+        )
     }
 
     fn build(

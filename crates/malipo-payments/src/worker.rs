@@ -213,7 +213,11 @@ async fn start_collection(
         description: payment.description.clone(),
         fields: serde_json::from_str(&payment.fields).unwrap_or_default(),
         otp,
-        callback_url: format!("{}/v1/inbound/{rail_id}", payments.config.public_url),
+        callback_url: format!(
+            "{}/v1/inbound/{}",
+            payments.config.public_url,
+            malipo_rails::callback_segment(&rail_id)
+        ),
         recurring: matches!(
             crate::bnpl::Purpose::of(&payment),
             Some(crate::bnpl::Purpose::Installment(_))
@@ -600,7 +604,11 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
         amount: payout.amount,
         destination,
         description: payout.description.clone(),
-        callback_url: format!("{}/v1/inbound/{}", payments.config.public_url, payout.rail),
+        callback_url: format!(
+            "{}/v1/inbound/{}",
+            payments.config.public_url,
+            malipo_rails::callback_segment(&payout.rail)
+        ),
     };
     let now = payments.clock.now();
     let failure = match rail.start_payout(&request).await {

@@ -279,6 +279,23 @@ pub trait Rail: Send + Sync + 'static {
     }
 }
 
+/// The path segment a rail's callbacks come to, `/v1/inbound/{segment}`:
+/// the rail's id, but for M-Pesa, whose Daraja refuses callback URLs that
+/// contain "mpesa".
+pub fn callback_segment(rail: &str) -> &str {
+    if rail == mpesa::ID { "daraja" } else { rail }
+}
+
+/// The rail a callback path segment names (the inverse of
+/// [`callback_segment`]).
+pub fn inbound_rail(segment: &str) -> &str {
+    if segment == "daraja" {
+        mpesa::ID
+    } else {
+        segment
+    }
+}
+
 /// Installs ring as the process's one TLS crypto provider, which every
 /// HTTP client needs before it is built (the build has no OpenSSL, aws-lc or
 /// cmake). Calling it again does nothing. `malipo_webhooks` has the same

@@ -26,7 +26,22 @@
 //! # Tokens
 //!
 //! An OAuth token (`/oauth/v1/generate`) is kept until a minute before it
-//! expires; a 401 drops it and the call is made once more with a new one.
+//! expires; a stale-token answer (Daraja's 404 `404.001.03`, or a 401)
+//! drops it and the call is made once more with a new one.
+//!
+//! # Callback URLs
+//!
+//! Daraja refuses URLs that contain "mpesa" (or "M-Pesa", "safaricom"):
+//! its callbacks come to `/v1/inbound/daraja`, which Malipo reads as the
+//! `mpesa` rail ([`crate::inbound_rail`]).
+//!
+//! # No idempotency for STK Push
+//!
+//! Daraja takes no idempotency key for STK Push: a prompt retried after a
+//! time-out is a second prompt. Malipo retries (a lost request is more
+//! common than a slow one); the first prompt's callback, if it comes, names
+//! a transaction Malipo never recorded and is kept, flagged, for the
+//! operator to reconcile, never applied to another payment.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -241,7 +256,13 @@ impl Mpesa {
                 .map_err(Self::unavailable)?;
             let status = response.status().as_u16();
             let answer: Value = response.json().await.unwrap_or(Value::Null);
-            if status == 401 && attempt == 0 {
+            // Daraja answers a stale token with 404 `404.001.03` ("Invalid
+            // Access Token"), not 401.
+            let stale_token = status == 401
+                || answer["errorCode"]
+                    .as_str()
+                    .is_some_and(|code| code.starts_with("404.001"));
+            if stale_token && attempt == 0 {
                 *self.token.lock().expect("the token lock") = None;
                 continue;
             }
@@ -289,7 +310,13 @@ impl Mpesa {
                     None => RailStatus::Pending,
                 }
             }
-            Answer::Refused { code, .. } if code == STILL_PROCESSING => RailStatus::Pending,
+            // Daraja's 500.001.1001 also says "Wrong credentials" or
+            // "Unable to lock subscriber": only "being processed" is pending.
+            Answer::Refused { code, message, .. }
+                if code == STILL_PROCESSING && message.to_lowercase().contains("processed") =>
+            {
+                RailStatus::Pending
+            }
             Answer::Refused {
                 status, message, ..
             } if status >= 500 => return Err(Self::unavailable(message)),
@@ -883,7 +910,11 @@ mod tests {
                 "{code}"
             );
         }
-        assert_eq!(stk_outcome(4999, "new"), RailStatus::Pending);
+        assert_eq!(
+            stk_outcome(4999, "still under processing"),
+            RailStatus::Pending
+        );
+        assert_eq!(stk_outcome(5999, "new"), RailStatus::Pending);
         assert_eq!(b2c_outcome(7777, "new"), RailStatus::Pending);
     }
 

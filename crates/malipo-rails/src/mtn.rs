@@ -371,6 +371,15 @@ impl Mtn {
     }
 }
 
+/// A payer message or payee note as MTN takes it: at most 160 characters,
+/// without `'` or `&` (which MTN refuses).
+fn note(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '\'' && *c != '&')
+        .take(160)
+        .collect()
+}
+
 fn message_of(body: &Value) -> String {
     body["message"]
         .as_str()
@@ -466,7 +475,7 @@ impl Rail for Mtn {
         &self,
         request: &CollectionRequest,
     ) -> Result<StartOutcome, RailError> {
-        let note: String = request.description.chars().take(160).collect();
+        let note = note(&request.description);
         self.start(
             Product::Collection,
             &request.reference,
@@ -492,7 +501,7 @@ impl Rail for Mtn {
                 message: "MTN: the wallet is not an active MoMo account".to_owned(),
             });
         }
-        let note: String = request.description.chars().take(160).collect();
+        let note = note(&request.description);
         self.start(
             Product::Disbursement,
             &request.reference,

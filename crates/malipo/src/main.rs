@@ -13,6 +13,7 @@ mod bench;
 mod bench_http;
 mod bench_plans;
 mod bench_webhooks;
+mod fake_rail;
 mod listen;
 mod operator;
 mod rail_configs;
@@ -93,6 +94,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API.
     Openapi,
+    /// Run a local fake of an operator's API (M-Pesa Daraja, MTN MoMo) to
+    /// try the real rails' connectors without the operator.
+    FakeRail(fake_rail::FakeRailArgs),
     /// Forward this merchant's events from a running Malipo to a local URL,
     /// signed (for developing a webhook receiver).
     Listen(listen::ListenArgs),
@@ -320,6 +324,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Listen(args) => listen::run(args).await,
+        Command::FakeRail(args) => fake_rail::run(args).await,
     }
 }
 

@@ -28,7 +28,7 @@ pub struct InboundOut {
 /// worker: one that does not verify, names an unknown transaction or
 /// disagrees with it is kept and flagged, never applied.
 #[utoipa::path(post, path = "/v1/inbound/{rail}", tag = "inbound",
-    params(("rail" = String, Path, description = "The rail that sends it, e.g. `simulator`.")),
+    params(("rail" = String, Path, description = "The rail that sends it, e.g. `simulator`; M-Pesa's come to `daraja` (Daraja refuses URLs containing \"mpesa\").")),
     request_body(content = Option<String>, description = "The rail's own callback format (JSON for the simulator), stored as received, even empty.", content_type = "application/octet-stream"),
     responses(
         (status = 202, description = "Stored for processing.", body = InboundOut),
@@ -51,9 +51,10 @@ pub async fn receive_inbound(
     }
     let pairs = header_pairs(&headers);
     let headers_json = serde_json::to_string(&pairs).expect("header pairs serialize");
+    let rail = malipo_rails::inbound_rail(&rail);
     let id = state
         .store
-        .record_inbound(&rail, &headers_json, &body, state.clock.now())
+        .record_inbound(rail, &headers_json, &body, state.clock.now())
         .await?;
     state.payments.wake.notify_one();
     Ok((
@@ -80,6 +81,7 @@ pub async fn validate_inbound(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let rail_id = malipo_rails::inbound_rail(&rail_id).to_owned();
     let Some(rail) = state.payments.callback_reader(&rail_id) else {
         return Err(ApiError::not_found("rail", &rail_id));
     };

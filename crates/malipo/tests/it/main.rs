@@ -24,6 +24,8 @@ mod payments;
 mod payouts;
 mod plans;
 mod process;
+mod rails_mpesa;
+mod rails_mtn;
 mod rate_limits;
 mod references;
 mod scopes_doc;
