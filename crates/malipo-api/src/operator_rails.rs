@@ -263,6 +263,67 @@ pub async fn operator_delete_rail_config(
     Ok(Json(deleted.into()))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegisteredOut {
+    #[schema(example = "customer_payment_urls")]
+    pub object: &'static str,
+    pub registered: bool,
+    /// What the rail was told: validation and confirmation URLs.
+    pub validation_url: String,
+    pub confirmation_url: String,
+}
+
+/// Register Malipo's URLs for customer-initiated payments with the rail
+/// (M-Pesa C2B: `registerurl` for the configuration's short code), so that
+/// paybill payments to reference numbers are validated and confirmed here.
+/// Once per short code, and again if this server's public URL changes.
+#[utoipa::path(post, path = "/operator/rail-configs/{id}/register-urls", tag = "operator",
+    params(("id" = String, Path, description = "The configuration, `rc_…`.")),
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "The rail took the URLs.", body = RegisteredOut),
+        (status = 401, description = "Not the operator token (or the operator API is off).", body = ErrorEnvelope),
+        (status = 404, description = "No such configuration.", body = ErrorEnvelope),
+        (status = 422, description = "`RAIL_UNAVAILABLE`: the rail refused, could not be reached, or takes no such URLs.", body = ErrorEnvelope),
+    ))]
+pub async fn operator_register_rail_urls(
+    State(state): State<AppState>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<RegisteredOut>, ApiError> {
+    let parsed = RailConfigId::parse(&id).map_err(|_| ApiError::not_found("rail_config", &id))?;
+    let config = state
+        .store
+        .find_rail_config(parsed)
+        .await?
+        .ok_or_else(|| ApiError::not_found("rail_config", &id))?;
+    let unavailable = |message: String| ApiError::new(ErrorCode::RailUnavailable, message);
+    let connector = state
+        .payments
+        .connectors
+        .connector(&config)
+        .ok_or_else(|| {
+            unavailable(format!(
+                "No connector can be made of {id}: see the server's log."
+            ))
+        })?;
+    connector
+        .register_customer_payment_urls()
+        .await
+        .map_err(|error| unavailable(error.to_string()))?;
+    let confirmation_url = format!(
+        "{}/v1/inbound/{}",
+        state.payments.config.public_url,
+        malipo_rails::callback_segment(&config.rail)
+    );
+    Ok(Json(RegisteredOut {
+        object: "customer_payment_urls",
+        registered: true,
+        validation_url: format!("{confirmation_url}/validate"),
+        confirmation_url,
+    }))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(operator_list_rails))
@@ -271,4 +332,5 @@ pub fn router() -> OpenApiRouter<AppState> {
             operator_save_rail_config
         ))
         .routes(routes!(operator_delete_rail_config))
+        .routes(routes!(operator_register_rail_urls))
 }

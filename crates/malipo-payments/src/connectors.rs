@@ -89,7 +89,9 @@ impl Connectors {
         Ok(self.connector(&config))
     }
 
-    fn connector(&self, config: &RailConfigRecord) -> Option<Arc<dyn Rail>> {
+    /// The connector of one stored configuration (`None`: its credentials
+    /// do not open, or it cannot make one; logged).
+    pub fn connector(&self, config: &RailConfigRecord) -> Option<Arc<dyn Rail>> {
         if let Some((updated, connector)) = self.built.lock().expect("connectors").get(&config.id)
             && *updated == config.updated_at
         {

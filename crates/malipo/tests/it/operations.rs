@@ -108,6 +108,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/operator/rail-configs"),
     ("post", "/operator/rail-configs"),
     ("delete", "/operator/rail-configs/{id}"),
+    ("post", "/operator/rail-configs/{id}/register-urls"),
     ("get", "/v1/entities"),
     ("post", "/v1/entities"),
     ("get", "/v1/entities/{id}"),
