@@ -9,6 +9,7 @@
 //! the customer's phone number (see [`triggers`]), so a test chooses what
 //! happens by the number it uses, as with the built-in simulator.
 
-pub mod triggers;
+pub mod airtel;
 pub mod mpesa;
 pub mod mtn;
+pub mod triggers;

@@ -15,14 +15,21 @@ use malipo_rails::mpesa::{ConnectorOptions, Mpesa, MpesaConfig};
 use malipo_store::{RailConfigRecord, Store, StoreError};
 
 /// The rails Malipo has a connector for.
-pub const CONNECTED_RAILS: &[&str] = &[malipo_rails::mpesa::ID, malipo_rails::mtn::ID];
+pub const CONNECTED_RAILS: &[&str] = &[
+    malipo_rails::mpesa::ID,
+    malipo_rails::mtn::ID,
+    malipo_rails::airtel::ID,
+];
+
+/// A connector, and the configuration version (`updated_at`) it was built of.
+type Built = (Timestamp, Arc<dyn Rail>);
 
 pub struct Connectors {
     store: Store,
     master_key: MasterKey,
     options: ConnectorOptions,
     public_url: String,
-    built: Mutex<HashMap<RailConfigId, (Timestamp, Arc<dyn Rail>)>>,
+    built: Mutex<HashMap<RailConfigId, Built>>,
     /// Connectors with no configuration, only to read callbacks (which
     /// need no credentials).
     readers: Mutex<HashMap<String, Arc<dyn Rail>>>,
@@ -67,6 +74,10 @@ impl Connectors {
             ))),
             malipo_rails::mtn::ID => Ok(Arc::new(malipo_rails::mtn::Mtn::new(
                 malipo_rails::mtn::MtnConfig::from_maps(settings, credentials)?,
+                &self.options,
+            ))),
+            malipo_rails::airtel::ID => Ok(Arc::new(malipo_rails::airtel::Airtel::new(
+                malipo_rails::airtel::AirtelConfig::from_maps(settings, credentials)?,
                 &self.options,
             ))),
             other => Err(format!("Malipo has no connector for `{other}` yet")),

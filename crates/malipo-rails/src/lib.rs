@@ -8,6 +8,7 @@
 //! Amounts cross this boundary as [`Money`] (minor units); a connector
 //! converts to its operator's format itself, at its edge.
 
+pub mod airtel;
 pub mod config;
 pub mod mpesa;
 pub mod mtn;

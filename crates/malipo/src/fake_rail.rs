@@ -16,6 +16,9 @@ pub enum FakeRail {
     /// The MTN MoMo Open API.
     #[value(name = "mtn_momo")]
     MtnMomo,
+    /// The Airtel Money Open API.
+    #[value(name = "airtel_money")]
+    AirtelMoney,
 }
 
 #[derive(Debug, Args)]
@@ -31,6 +34,10 @@ pub struct FakeRailArgs {
     /// How long an access token lives, in seconds.
     #[arg(long)]
     token_lifetime_secs: Option<u64>,
+    /// Airtel only: the callback URL registered in Airtel's portal (Airtel
+    /// takes none per request), e.g. http://127.0.0.1:8080/v1/inbound/airtel_money.
+    #[arg(long, value_name = "URL")]
+    callback_url: Option<String>,
 }
 
 pub async fn run(args: FakeRailArgs) -> anyhow::Result<()> {
@@ -73,6 +80,28 @@ pub async fn run(args: FakeRailArgs) -> anyhow::Result<()> {
                 config.target_environment
             );
             malipo_fakes::mtn::MtnFake::new(config)
+                .serve(listener)
+                .await?;
+        }
+        FakeRail::AirtelMoney => {
+            let mut config = malipo_fakes::airtel::AirtelFakeConfig {
+                callback_delay: delay,
+                callback_url: args.callback_url.clone(),
+                ..Default::default()
+            };
+            if let Some(seconds) = args.token_lifetime_secs {
+                config.token_lifetime = Duration::from_secs(seconds);
+            }
+            println!("Fake Airtel Money Open API on http://{address}");
+            println!(
+                "  client id {}, client secret {}, country {}, currency {}, disbursement PIN {}",
+                config.client_id,
+                config.client_secret,
+                config.country,
+                config.currency,
+                config.disbursement_pin
+            );
+            malipo_fakes::airtel::AirtelFake::new(config)
                 .serve(listener)
                 .await?;
         }

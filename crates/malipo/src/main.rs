@@ -94,7 +94,8 @@ enum Command {
     Bench(bench::BenchCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API.
     Openapi,
-    /// Run a local fake of an operator's API (M-Pesa Daraja, MTN MoMo) to
+    /// Run a local fake of an operator's API (M-Pesa Daraja, MTN MoMo,
+    /// Airtel Money) to
     /// try the real rails' connectors without the operator.
     FakeRail(fake_rail::FakeRailArgs),
     /// Forward this merchant's events from a running Malipo to a local URL,

@@ -24,6 +24,7 @@ mod payments;
 mod payouts;
 mod plans;
 mod process;
+mod rails_airtel;
 mod rails_mpesa;
 mod rails_mtn;
 mod rate_limits;
