@@ -148,10 +148,12 @@ impl Payments {
         let destination = PayoutDestination::Wallet {
             phone: payment.customer_phone.clone().unwrap_or_default(),
         };
+        // Back over the rail the payment came by (the merchant's connector
+        // in live mode).
         let rail = payment.rail.clone().unwrap_or_default();
         let rail: &'static str = self
-            .rails
-            .get(&rail)
+            .rail_of(tenant.merchant_id, tenant.mode, &rail)
+            .await?
             .map(|r| r.capabilities().id)
             .ok_or_else(|| {
                 PaymentError::RailUnavailable(format!("the rail {rail} is not configured"))

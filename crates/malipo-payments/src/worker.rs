@@ -599,6 +599,21 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
             account_name: account_name.clone(),
         },
     };
+    // A refund over the rail the payment came by may use its refund API.
+    let refund_of = match payout.payment_id {
+        Some(payment_id) => payments
+            .store
+            .find_payment(payment_id)
+            .await?
+            .filter(|payment| payment.rail.as_deref() == Some(payout.rail.as_str()))
+            .and_then(|payment| {
+                Some(malipo_rails::RefundOf {
+                    rail_transaction_id: payment.rail_transaction_id?,
+                    whole: payout.amount.amount_minor == payment.customer_total_minor,
+                })
+            }),
+        None => None,
+    };
     let request = PayoutRequest {
         reference: payout.id.clone(),
         amount: payout.amount,
@@ -609,6 +624,7 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
             payments.config.public_url,
             malipo_rails::callback_segment(&payout.rail)
         ),
+        refund_of,
     };
     let now = payments.clock.now();
     let failure = match rail.start_payout(&request).await {

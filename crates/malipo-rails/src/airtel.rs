@@ -18,6 +18,12 @@
 //! documented code maps in [`collection_failure`] / [`disbursement_failure`];
 //! an unknown one leaves the transaction pending, polled.
 //!
+//! # Refunds
+//!
+//! A refund of a whole collection goes back through Airtel's refund API
+//! (`/standard/v1/payments/refund`, by the collection's
+//! `airtel_money_id`); a partial one is a disbursement to the payer.
+//!
 //! # Callbacks
 //!
 //! Airtel posts `{"transaction": {"id", "message", "status_code",
@@ -323,6 +329,55 @@ impl Airtel {
     }
 }
 
+/// A refund's transaction id: Airtel's refund of a collection answers at
+/// once, and is named by the collection it reverses.
+const REFUND_PREFIX: &str = "refund:";
+
+impl Airtel {
+    /// Reverses a whole collection with Airtel's refund API (it takes the
+    /// collection's `airtel_money_id`, which its enquiry gives).
+    async fn refund(&self, collection: &str) -> Result<StartOutcome, RailError> {
+        let enquiry = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/standard/v1/payments/{collection}"),
+                None,
+            )
+            .await?;
+        let Some(money_id) = enquiry.body["data"]["transaction"]["airtel_money_id"].as_str() else {
+            return Ok(StartOutcome::Rejected {
+                failure: FailureCode::RailError,
+                message: format!(
+                    "Airtel has no money id for {collection}: {}",
+                    enquiry.message()
+                ),
+            });
+        };
+        let answer = self
+            .call(
+                reqwest::Method::POST,
+                "/standard/v1/payments/refund",
+                Some(&json!({"transaction": {"airtel_money_id": money_id}})),
+            )
+            .await?;
+        if answer.success() {
+            Ok(StartOutcome::Accepted {
+                rail_transaction_id: format!("{REFUND_PREFIX}{collection}"),
+            })
+        } else {
+            Ok(StartOutcome::Rejected {
+                failure: FailureCode::RailError,
+                message: format!(
+                    "Airtel refused the refund ({} {}): {}",
+                    answer.response_code(),
+                    answer.result_code(),
+                    answer.message()
+                ),
+            })
+        }
+    }
+}
+
 /// A collection's failure, by Airtel's documented `DP008…` codes.
 pub fn collection_failure(code: &str) -> Option<FailureCode> {
     Some(match code {
@@ -489,6 +544,9 @@ impl Rail for Airtel {
                 what: "payouts to bank accounts".to_owned(),
             });
         };
+        if let Some(refund) = request.refund_of.as_ref().filter(|refund| refund.whole) {
+            return self.refund(&refund.rail_transaction_id).await;
+        }
         let pin = match self.pin() {
             Ok(pin) => pin,
             Err(message) => {
@@ -533,6 +591,16 @@ impl Rail for Airtel {
     }
 
     async fn query_status(&self, rail_transaction_id: &str) -> Result<StatusReport, RailError> {
+        // Airtel's refund API answers at once and has no enquiry: a refund
+        // it took is done.
+        if rail_transaction_id.starts_with(REFUND_PREFIX) {
+            return Ok(StatusReport {
+                rail_transaction_id: rail_transaction_id.to_owned(),
+                reference: None,
+                status: RailStatus::Succeeded,
+                amount: None,
+            });
+        }
         let payout =
             rail_transaction_id.starts_with("po_") || rail_transaction_id.starts_with("re_");
         if payout {

@@ -144,6 +144,18 @@ pub struct PayoutRequest {
     pub destination: Destination,
     pub description: String,
     pub callback_url: String,
+    /// For a refund: the payment it gives back, on this rail. A rail with
+    /// a refund API may use it (Airtel reverses a whole transaction); the
+    /// others pay the wallet out.
+    pub refund_of: Option<RefundOf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOf {
+    /// The payment's transaction on the rail.
+    pub rail_transaction_id: String,
+    /// Whether the refund gives back all the customer paid.
+    pub whole: bool,
 }
 
 /// What a field the rail asks for must look like.

@@ -12,6 +12,11 @@
 //! names the transaction when a callback (which carries only `externalId`,
 //! Malipo's id) comes back.
 //!
+//! # Sandbox credentials
+//!
+//! [`provision_sandbox_user`] (the CLI's `malipo rails provision-mtn-sandbox`)
+//! creates an API user and key on MTN's sandbox.
+//!
 //! # Callbacks are not signed
 //!
 //! MTN's callbacks carry no signature: Malipo applies one only after a
@@ -128,6 +133,64 @@ pub fn reference_id(product: &str, reference: &str) -> String {
     let digest = Sha256::digest(format!("malipo:{product}:{reference}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
+    uuid_v4_layout(bytes)
+}
+
+/// MTN's sandbox only: creates an API user (a fresh UUID) whose callbacks
+/// go to `callback_host`, and its API key, as `POST /v1_0/apiuser` and
+/// `POST /v1_0/apiuser/{id}/apikey` do. Returns `(api_user, api_key)`,
+/// the credentials a `mtn_momo` configuration takes. (In production, MTN's
+/// partner portal issues them.)
+pub async fn provision_sandbox_user(
+    base_url: &str,
+    subscription_key: &str,
+    callback_host: &str,
+) -> Result<(String, String), RailError> {
+    crate::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client with rustls builds");
+    let base_url = base_url.trim_end_matches('/');
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    let user = uuid_v4_layout(bytes);
+    let created = http
+        .post(format!("{base_url}/v1_0/apiuser"))
+        .header("X-Reference-Id", &user)
+        .header("Ocp-Apim-Subscription-Key", subscription_key)
+        .json(&json!({"providerCallbackHost": callback_host}))
+        .send()
+        .await
+        .map_err(Mtn::unavailable)?;
+    if created.status().as_u16() != 201 {
+        let status = created.status();
+        let body: Value = created.json().await.unwrap_or(Value::Null);
+        return Err(Mtn::unavailable(format!(
+            "MTN refused the API user ({status}): {}",
+            message_of(&body)
+        )));
+    }
+    let key = http
+        .post(format!("{base_url}/v1_0/apiuser/{user}/apikey"))
+        .header("Ocp-Apim-Subscription-Key", subscription_key)
+        .header(reqwest::header::CONTENT_LENGTH, "0")
+        .send()
+        .await
+        .map_err(Mtn::unavailable)?;
+    let status = key.status();
+    let body: Value = key.json().await.unwrap_or(Value::Null);
+    match body["apiKey"].as_str() {
+        Some(api_key) if status.is_success() => Ok((user, api_key.to_owned())),
+        _ => Err(Mtn::unavailable(format!(
+            "MTN refused the API key ({status}): {}",
+            message_of(&body)
+        ))),
+    }
+}
+
+/// Sixteen bytes as a UUID, with version 4's version and variant bits.
+fn uuid_v4_layout(mut bytes: [u8; 16]) -> String {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -115,6 +115,7 @@ fn payout(receiver: &Receiver, reference: &str, destination: Destination) -> Pay
         destination,
         description: "Refund".to_owned(),
         callback_url: receiver.url.clone(),
+        refund_of: None,
     }
 }
 

@@ -62,7 +62,10 @@ pub struct Store {
 }
 
 /// SQLite waits this long for a lock before reporting the database busy.
-const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+/// Generous: a CLI command run beside a busy server on a loaded machine
+/// waits its turn rather than fail (writes are short; this is a ceiling).
+/// Set first on every connection, before any statement that may lock.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 15_000;
 
 impl Store {
     /// Connects to `url` (`sqlite:PATH`, `sqlite://PATH`, a bare path, or
@@ -82,10 +85,10 @@ impl Store {
                     Box::pin(async move {
                         connection
                             .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                                "PRAGMA journal_mode = WAL; \
+                                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                                     PRAGMA journal_mode = WAL; \
                                      PRAGMA synchronous = FULL; \
-                                     PRAGMA foreign_keys = ON; \
-                                     PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                                     PRAGMA foreign_keys = ON;"
                             ))))
                             .await?;
                         Ok(())

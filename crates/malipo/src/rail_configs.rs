@@ -47,6 +47,19 @@ pub enum RailsCommand {
     },
     /// Delete a configuration (`rc_…`).
     Remove { id: String },
+    /// MTN MoMo's sandbox: create an API user and its key (the `api_user`
+    /// and `api_key` credentials of a `mtn_momo` configuration). Production
+    /// credentials come from MTN's partner portal.
+    ProvisionMtnSandbox {
+        /// The Collection product's subscription key (Ocp-Apim-Subscription-Key).
+        #[arg(long, env = "MTN_SUBSCRIPTION_KEY", hide_env_values = true)]
+        subscription_key: String,
+        /// The host MTN may send callbacks to: this server's public host.
+        #[arg(long)]
+        callback_host: String,
+        #[arg(long, default_value = "https://sandbox.momodeveloper.mtn.com")]
+        base_url: String,
+    },
 }
 
 const ACTOR: &str = "cli";
@@ -153,6 +166,20 @@ pub async fn run(
             };
             let record = rail_configs::save(store, master_key, change, ACTOR, clock.now()).await?;
             println!("{}", record.id);
+        }
+        RailsCommand::ProvisionMtnSandbox {
+            subscription_key,
+            callback_host,
+            base_url,
+        } => {
+            let (user, key) = malipo_rails::mtn::provision_sandbox_user(
+                &base_url,
+                &subscription_key,
+                &callback_host,
+            )
+            .await?;
+            eprintln!("Created an MTN sandbox API user; its key is shown this once.");
+            println!("{}", serde_json::json!({"api_user": user, "api_key": key}));
         }
         RailsCommand::Remove { id } => {
             let id = RailConfigId::parse(&id)

@@ -207,3 +207,43 @@ async fn disbursements_carry_an_encrypted_pin_and_failures_return_the_hold() {
     );
     live.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn a_whole_refund_goes_back_through_the_refund_api_and_a_part_by_disbursement() {
+    let live = live_with_airtel(AirtelFakeConfig::default()).await;
+    let whole = live.paid("0000", 200_000).await;
+    let part = live.paid("0000", 300_000).await;
+    let refund = |payment: &Value, amount: Option<i64>| {
+        let mut body = json!({"payment": payment["id"], "reason": "returned"});
+        if let Some(amount) = amount {
+            body["amount"] = json!(amount);
+        }
+        body
+    };
+    let first = json_of(live.post("/v1/refunds", &refund(&whole, None)).await, 201).await;
+    let first = live
+        .settled(&format!("/v1/refunds/{}", first["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let reversed = live.posts_to("/standard/v1/payments/refund");
+    assert_eq!(reversed.len(), 1, "Airtel's refund API, once");
+    assert!(reversed[0].json()["transaction"]["airtel_money_id"].is_string());
+
+    let second = json_of(
+        live.post("/v1/refunds", &refund(&part, Some(100_000)))
+            .await,
+        201,
+    )
+    .await;
+    let second = live
+        .settled(&format!("/v1/refunds/{}", second["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(live.posts_to("/standard/v1/payments/refund").len(), 1);
+    assert_eq!(
+        live.posts_to("/standard/v1/disbursements/").len(),
+        1,
+        "a partial refund is a disbursement"
+    );
+    live.assert_books_balance().await;
+}

@@ -263,3 +263,29 @@ async fn tokens_are_renewed_and_transfers_check_the_wallet_first() {
     );
     live.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn the_sandbox_provisions_an_api_user_whose_key_gets_tokens() {
+    let fake = MtnFake::new(MtnFakeConfig::default());
+    let base_url = fake.spawn().await.unwrap();
+    let subscription_key = MtnFakeConfig::default().collection_subscription_key;
+    let (user, key) = malipo_rails::mtn::provision_sandbox_user(
+        &base_url,
+        &subscription_key,
+        "malipo.example.com",
+    )
+    .await
+    .expect("the sandbox provisions a user");
+    assert_eq!(user.len(), 36);
+    let token = crate::harness::http_client()
+        .post(format!("{base_url}/collection/token/"))
+        .basic_auth(&user, Some(&key))
+        .header("Ocp-Apim-Subscription-Key", &subscription_key)
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200, "the new user's key gets a token");
+    let wrong = malipo_rails::mtn::provision_sandbox_user(&base_url, "not-the-key", "h").await;
+    assert!(wrong.is_err());
+}
