@@ -100,6 +100,9 @@ impl From<PaymentRecord> for PaymentOut {
 pub enum DestinationOut {
     Wallet {
         phone: String,
+        /// The holder's name to confirm, when the payout asked.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     Bank {
         bank_code: String,
@@ -149,7 +152,7 @@ impl From<PayoutRecord> for PayoutOut {
             fee: payout.fee_minor,
             total_debited: payout.amount.amount_minor.saturating_add(payout.fee_minor),
             destination: match payout.destination {
-                PayoutDestination::Wallet { phone } => DestinationOut::Wallet { phone },
+                PayoutDestination::Wallet { phone, name } => DestinationOut::Wallet { phone, name },
                 PayoutDestination::Bank {
                     bank_code,
                     account_number,

@@ -43,7 +43,9 @@ impl Payments {
             return Err(PaymentError::NotApproved);
         }
         let (phone, method) = match &request.destination {
-            PayoutDestination::Wallet { phone } => (Phone::parse(phone).ok(), Method::MobileMoney),
+            PayoutDestination::Wallet { phone, .. } => {
+                (Phone::parse(phone).ok(), Method::MobileMoney)
+            }
             PayoutDestination::Bank { .. } => (None, Method::Bank),
         };
         let chosen = self
@@ -147,6 +149,7 @@ impl Payments {
         }
         let destination = PayoutDestination::Wallet {
             phone: payment.customer_phone.clone().unwrap_or_default(),
+            name: None,
         };
         // Back over the rail the payment came by (the merchant's connector
         // in live mode).

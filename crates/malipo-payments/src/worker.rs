@@ -586,7 +586,7 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
         )));
     };
     let destination = match &payout.destination {
-        PayoutDestination::Wallet { phone } => Destination::Wallet {
+        PayoutDestination::Wallet { phone, .. } => Destination::Wallet {
             phone: phone.clone(),
         },
         PayoutDestination::Bank {
@@ -627,6 +627,38 @@ async fn start_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFai
         refund_of,
     };
     let now = payments.clock.now();
+    // The holder's name, when the merchant gave one: confirmed against the
+    // wallet's registered name before any money moves.
+    if let PayoutDestination::Wallet {
+        phone,
+        name: Some(expected),
+    } = &payout.destination
+    {
+        let refusal = match rail.lookup_account_name(phone).await {
+            Ok(registered) if names_agree(expected, &registered) => None,
+            Ok(registered) => Some(format!(
+                "the wallet is registered to {registered}, not {expected}"
+            )),
+            // The rail cannot tell (M-Pesa): its own result names the
+            // receiver afterwards.
+            Err(RailError::Unsupported { .. }) => None,
+            Err(error) => Some(format!(
+                "the wallet's holder could not be confirmed: {error}"
+            )),
+        };
+        if let Some(message) = refusal {
+            payments
+                .store
+                .complete_payout(
+                    &payout.id,
+                    Some(("name_mismatch".to_owned(), message)),
+                    now,
+                    payments.views.as_ref(),
+                )
+                .await?;
+            return Ok(());
+        }
+    }
     let failure = match rail.start_payout(&request).await {
         Ok(StartOutcome::Accepted {
             rail_transaction_id,
@@ -691,6 +723,33 @@ async fn poll_payout(payments: &Payments, job: &JobRecord) -> Result<(), JobFail
     }
 }
 
+/// Whether every word of the name the merchant gave is in the wallet's
+/// registered name, case and accents aside ("Amina Juma" agrees with
+/// "AMINA JUMA HASSAN").
+fn names_agree(expected: &str, registered: &str) -> bool {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(|word| {
+                word.chars()
+                    .flat_map(char::to_lowercase)
+                    .map(|c| match c {
+                        'á' | 'à' | 'â' | 'ä' | 'ã' => 'a',
+                        'é' | 'è' | 'ê' | 'ë' => 'e',
+                        'í' | 'ì' | 'î' | 'ï' => 'i',
+                        'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+                        'ú' | 'ù' | 'û' | 'ü' => 'u',
+                        other => other,
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let registered = words(registered);
+    let expected = words(expected);
+    !expected.is_empty() && expected.iter().all(|word| registered.contains(word))
+}
+
 /// How often, and how far apart, a callback that arrived before its
 /// transaction's acknowledgement is tried again.
 const ACKNOWLEDGEMENT_WAITS_MAX: i64 = 20;
@@ -717,6 +776,14 @@ async fn awaits_acknowledgement(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_agree_word_by_word_whatever_the_case_and_accents() {
+        assert!(names_agree("Amina Juma", "AMINA JUMA HASSAN"));
+        assert!(names_agree("josé  mwangi", "Jose Mwangi"));
+        assert!(!names_agree("Amina Juma", "Amina Hassan"));
+        assert!(!names_agree("", "Amina"));
+    }
 
     #[test]
     fn polling_backs_off_to_a_minute() {

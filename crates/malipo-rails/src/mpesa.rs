@@ -593,6 +593,18 @@ pub fn parse_result(body: &[u8]) -> Result<StatusReport, RailError> {
                 };
                 (original.to_owned(), status)
             }
+            // `ResultType` 1: the request timed out in M-Pesa's queue (the
+            // QueueTimeOutURL's notice) and was never processed.
+            _ if number_or_string(&result["ResultType"]) == Some(1) => (
+                result["ConversationID"]
+                    .as_str()
+                    .ok_or_else(|| invalid("Result without ConversationID"))?
+                    .to_owned(),
+                RailStatus::Failed {
+                    failure: FailureCode::Timeout,
+                    message: format!("M-Pesa timed the request out in its queue: {description}"),
+                },
+            ),
             _ => (
                 result["ConversationID"]
                     .as_str()

@@ -59,6 +59,10 @@ impl PayoutStatus {
 pub enum PayoutDestination {
     Wallet {
         phone: String,
+        /// The holder's name as the merchant knows it, to confirm against
+        /// the wallet's registered name before any money moves (kept in
+        /// the `account_name` column).
+        name: Option<String>,
     },
     Bank {
         bank_code: String,
@@ -165,6 +169,7 @@ fn from_row(row: &AnyRow) -> Result<PayoutRecord, StoreError> {
         destination: match destination_kind.as_str() {
             "wallet" => PayoutDestination::Wallet {
                 phone: text("phone")?,
+                name: row.try_get("account_name")?,
             },
             _ => PayoutDestination::Bank {
                 bank_code: text("bank_code")?,
@@ -244,22 +249,23 @@ pub(crate) async fn insert_payout_in(
         }
         Err(error) => return Ok(Err(CreatePayoutOutcome::Refused(error))),
     };
-    let (destination_kind, phone, bank_code, account_number, account_name) = match &payout
-        .destination
-    {
-        PayoutDestination::Wallet { phone } => ("wallet", Some(phone.clone()), None, None, None),
-        PayoutDestination::Bank {
-            bank_code,
-            account_number,
-            account_name,
-        } => (
-            "bank",
-            None,
-            Some(bank_code.clone()),
-            Some(account_number.clone()),
-            Some(account_name.clone()),
-        ),
-    };
+    let (destination_kind, phone, bank_code, account_number, account_name) =
+        match &payout.destination {
+            PayoutDestination::Wallet { phone, name } => {
+                ("wallet", Some(phone.clone()), None, None, name.clone())
+            }
+            PayoutDestination::Bank {
+                bank_code,
+                account_number,
+                account_name,
+            } => (
+                "bank",
+                None,
+                Some(bank_code.clone()),
+                Some(account_number.clone()),
+                Some(account_name.clone()),
+            ),
+        };
     let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO payouts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
              $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \

@@ -31,6 +31,13 @@ pub enum DestinationIn {
     Wallet {
         #[schema(example = "+255712111222")]
         phone: String,
+        /// The holder's name as you know it. Where the rail can read the
+        /// wallet's registered name (MTN MoMo, Airtel Money, the
+        /// simulator), the payout fails `name_mismatch` before any money
+        /// moves unless every word of it is in the registered name (case
+        /// and accents aside). At most 100 characters.
+        #[schema(max_length = 100, example = "Amina Juma")]
+        name: Option<String>,
     },
     /// A bank account.
     Bank {
@@ -102,15 +109,29 @@ fn respond(outcome: CreatePayoutOutcome, headers: &HeaderMap) -> Result<Response
 
 fn parse_destination(destination: DestinationIn) -> Result<PayoutDestination, ApiError> {
     Ok(match destination {
-        DestinationIn::Wallet { phone } => {
+        DestinationIn::Wallet { phone, name } => {
             let phone = Phone::parse(&phone).map_err(|error| {
                 ApiError::invalid(
                     "destination.phone",
                     format!("Invalid `destination.phone`: {error}."),
                 )
             })?;
+            let name = match name.map(|name| name.trim().to_owned()) {
+                Some(name)
+                    if name.is_empty()
+                        || name.chars().count() > 100
+                        || name.chars().any(char::is_control) =>
+                {
+                    return Err(ApiError::invalid(
+                        "destination.name",
+                        "`destination.name` must be 1 to 100 characters, without control characters.",
+                    ));
+                }
+                name => name,
+            };
             PayoutDestination::Wallet {
                 phone: phone.to_string(),
+                name,
             }
         }
         DestinationIn::Bank {

@@ -421,6 +421,7 @@ impl Payments {
             SettlementMethod::MobileMoney { phone, rail } => (
                 PayoutDestination::Wallet {
                     phone: phone.clone(),
+                    name: None,
                 },
                 rail.clone(),
                 Phone::parse(phone).ok(),
@@ -646,7 +647,7 @@ impl Payments {
                 PayoutKind::Refund,
                 amount,
                 0,
-                PayoutDestination::Wallet { phone },
+                PayoutDestination::Wallet { phone, name: None },
                 rail,
                 format!("reference_payment:{id}"),
             )

@@ -322,3 +322,61 @@ async fn a_failed_refund_can_be_tried_again() {
     expect_error(not_yet, 409, "INVALID_STATE").await;
     assert_ledger_clean(&app).await;
 }
+
+#[tokio::test]
+async fn a_named_payout_goes_only_to_a_wallet_of_that_name() {
+    let app = spawn_app().await;
+    fund(&app, 100_000).await;
+    let named = |name: &str| {
+        json!({"amount": 10_000, "currency": "KES",
+               "destination": {"type": "wallet", "phone": "+254712341234", "name": name}})
+    };
+    let send = |body: Value| {
+        let app = &app;
+        async move {
+            let created: Value = app
+                .request(Method::POST, "/v1/payouts", &app.key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            created
+        }
+    };
+    // The simulator's wallets are "Simulated Customer" and their last digits.
+    let agreed = send(named("simulated customer")).await;
+    assert_eq!(agreed["destination"]["name"], "simulated customer");
+    let id = agreed["id"].as_str().unwrap();
+    wait_for(&app, &format!("/v1/payouts/{id}"), "succeeded").await;
+    let refused = send(named("Jane Doe")).await;
+    let id = refused["id"].as_str().unwrap();
+    let refused = wait_for(&app, &format!("/v1/payouts/{id}"), "failed").await;
+    assert_eq!(refused["failure_code"], "name_mismatch");
+    assert!(
+        refused["failure_message"]
+            .as_str()
+            .unwrap()
+            .contains("registered to Simulated Customer 1234"),
+        "{refused}"
+    );
+    assert_eq!(
+        available(&app).await,
+        100_000 - 10_000,
+        "the refused hold came back"
+    );
+    let error = expect_error(
+        app.request(Method::POST, "/v1/payouts", &app.key)
+            .json(&named(" "))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(error["error"]["param"], "destination.name");
+    assert_ledger_clean(&app).await;
+}

@@ -427,6 +427,17 @@ async fn b2c_payouts_succeed_or_fail_and_the_hold_comes_back() {
         .settled(&format!("/v1/payouts/{}", refused["id"].as_str().unwrap()))
         .await;
     assert_eq!(refused["status"], "failed", "{refused}");
+    // Queued at M-Pesa and timed out there: never made, the hold returns.
+    let queued = json_of(
+        live.post("/v1/payouts", &payout(safaricom("0003"))).await,
+        201,
+    )
+    .await;
+    let queued = live
+        .settled(&format!("/v1/payouts/{}", queued["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(queued["status"], "failed", "{queued}");
+    assert_eq!(queued["failure_code"], "timeout");
     let after = live.get("/v1/balances").await["data"][0]["available"]
         .as_i64()
         .unwrap();

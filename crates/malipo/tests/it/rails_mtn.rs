@@ -241,6 +241,20 @@ async fn tokens_are_renewed_and_transfers_check_the_wallet_first() {
     assert_eq!(body["payee"]["partyId"], "256771230000");
     assert_eq!(body["payeeNote"], "Suppliers  co", "MTN refuses ' and &");
 
+    // A name that is not the wallet's: refused before MTN moves money.
+    let transfers = live.posts_to("/disbursement/v1_0/transfer").len();
+    let mut misnamed = payout(mtn("0000"));
+    misnamed["destination"]["name"] = json!("Someone Else");
+    let misnamed = json_of(live.post("/v1/payouts", &misnamed).await, 201).await;
+    let misnamed = live
+        .settled(&format!("/v1/payouts/{}", misnamed["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(misnamed["failure_code"], "name_mismatch", "{misnamed}");
+    assert_eq!(
+        live.posts_to("/disbursement/v1_0/transfer").len(),
+        transfers
+    );
+
     // An inactive wallet: refused before MTN is asked to move money.
     let transfers = live.posts_to("/disbursement/v1_0/transfer").len();
     let refused = json_of(live.post("/v1/payouts", &payout(mtn("0008"))).await, 201).await;
