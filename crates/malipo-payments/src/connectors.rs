@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use malipo_core::{MasterKey, MerchantId, RailConfigId, Timestamp};
 use malipo_rails::Rail;
-use malipo_rails::mpesa::{ConnectorOptions, Mpesa, MpesaConfig};
+use malipo_rails::connector::ConnectorOptions;
+use malipo_rails::mpesa::{Mpesa, MpesaConfig};
 use malipo_store::{RailConfigRecord, Store, StoreError};
 
 /// The rails Malipo has a connector for.

@@ -41,7 +41,7 @@ pub struct PaymentsConfig {
     /// Where settlement cut-offs (00:00 daily, Mondays, the 1st) fall.
     pub settlement_time_zone: malipo_core::TimeZone,
     /// Time-outs and polling of the real rails' connectors.
-    pub connector_options: malipo_rails::mpesa::ConnectorOptions,
+    pub connector_options: malipo_rails::connector::ConnectorOptions,
 }
 
 impl Default for PaymentsConfig {
@@ -54,7 +54,7 @@ impl Default for PaymentsConfig {
                 active_plan_scope: "none".to_owned(),
                 ..bnpl::CreditRules::default()
             },
-            connector_options: malipo_rails::mpesa::ConnectorOptions::default(),
+            connector_options: malipo_rails::connector::ConnectorOptions::default(),
             settlement_time_zone: malipo_core::TimeZone::parse("Africa/Nairobi")
                 .expect("a known zone"),
         }

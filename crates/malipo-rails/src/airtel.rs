@@ -42,7 +42,7 @@ use base64::Engine;
 use malipo_core::{Currency, Direction, Money};
 use serde_json::{Value, json};
 
-use crate::mpesa::ConnectorOptions;
+use crate::connector::{self, ConnectorOptions};
 use crate::{
     Capabilities, CollectionRequest, Destination, FailureCode, Method, PayoutRequest, Rail,
     RailError, RailStatus, StartOutcome, StatusReport,
@@ -91,11 +91,7 @@ impl AirtelConfig {
     ) -> Result<Self, String> {
         let setting = |name: &str| settings.get(name).cloned().unwrap_or_default();
         let credential = |name: &str| credentials.get(name).cloned().unwrap_or_default();
-        let base_url = match (settings.get("base_url"), setting("environment").as_str()) {
-            (Some(url), _) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
-            (_, "production") => PRODUCTION_URL.to_owned(),
-            _ => SANDBOX_URL.to_owned(),
-        };
+        let base_url = connector::base_url(settings, SANDBOX_URL, PRODUCTION_URL);
         Ok(Self {
             base_url,
             country: setting("country"),
@@ -154,12 +150,7 @@ fn duplicate(answer: &Answer) -> bool {
 
 impl Airtel {
     pub fn new(config: AirtelConfig, options: &ConnectorOptions) -> Self {
-        crate::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
-            .build()
-            .expect("an HTTP client with rustls builds");
+        let http = connector::http_client(options);
         let currency = Currency::parse(&config.currency).ok();
         let capabilities = Capabilities {
             id: ID,

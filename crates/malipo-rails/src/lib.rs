@@ -10,6 +10,7 @@
 
 pub mod airtel;
 pub mod config;
+pub mod connector;
 pub mod mpesa;
 pub mod mtn;
 pub mod routing;

@@ -51,6 +51,7 @@ use base64::Engine;
 use malipo_core::{Currency, Direction, Money};
 use serde_json::{Value, json};
 
+use crate::connector::{self, ConnectorOptions};
 use crate::{
     Capabilities, CollectionRequest, CustomerPayment, Destination, FailureCode, Method,
     PayoutRequest, Rail, RailError, RailStatus, StartOutcome, StatusReport,
@@ -67,24 +68,6 @@ const TRANSACTION_DESC_MAX: usize = 13;
 /// Daraja's answer to an STK Push Query while the customer has not yet
 /// answered: an HTTP 500 with this error code.
 const STILL_PROCESSING: &str = "500.001.1001";
-
-/// How a connector talks to its operator (the same for every connector).
-#[derive(Debug, Clone)]
-pub struct ConnectorOptions {
-    /// One HTTP request, connection included.
-    pub request_timeout: Duration,
-    /// A pending transaction is first polled this long after it started.
-    pub poll_after_ms: i64,
-}
-
-impl Default for ConnectorOptions {
-    fn default() -> Self {
-        Self {
-            request_timeout: Duration::from_secs(30),
-            poll_after_ms: 60_000,
-        }
-    }
-}
 
 /// A merchant's (or the platform's) Daraja app and short codes: the
 /// settings and credentials of `config::SPECS`' `mpesa`, already checked.
@@ -111,11 +94,7 @@ impl MpesaConfig {
     ) -> Result<Self, String> {
         let setting = |name: &str| settings.get(name).cloned().unwrap_or_default();
         let credential = |name: &str| credentials.get(name).cloned().unwrap_or_default();
-        let base_url = match (settings.get("base_url"), setting("environment").as_str()) {
-            (Some(url), _) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
-            (_, "production") => PRODUCTION_URL.to_owned(),
-            _ => SANDBOX_URL.to_owned(),
-        };
+        let base_url = connector::base_url(settings, SANDBOX_URL, PRODUCTION_URL);
         let shortcode = setting("shortcode");
         if shortcode.is_empty() {
             return Err("settings.shortcode is missing".to_owned());
@@ -170,12 +149,7 @@ impl Mpesa {
     /// `result_url`: where Daraja should post B2C results (Malipo's
     /// `/v1/inbound/mpesa`).
     pub fn new(config: MpesaConfig, options: &ConnectorOptions, result_url: String) -> Self {
-        crate::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
-            .build()
-            .expect("an HTTP client with rustls builds");
+        let http = connector::http_client(options);
         Self {
             config,
             capabilities: capabilities(options.poll_after_ms),

@@ -36,7 +36,7 @@ use malipo_core::{Currency, Direction, Money};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::mpesa::ConnectorOptions;
+use crate::connector::{self, ConnectorOptions};
 use crate::{
     Capabilities, CollectionRequest, Destination, FailureCode, Method, PayoutRequest, Rail,
     RailError, RailStatus, StartOutcome, StatusReport,
@@ -79,11 +79,7 @@ impl MtnConfig {
     ) -> Result<Self, String> {
         let setting = |name: &str| settings.get(name).cloned().unwrap_or_default();
         let credential = |name: &str| credentials.get(name).cloned().unwrap_or_default();
-        let base_url = match (settings.get("base_url"), setting("environment").as_str()) {
-            (Some(url), _) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
-            (_, "production") => PRODUCTION_URL.to_owned(),
-            _ => SANDBOX_URL.to_owned(),
-        };
+        let base_url = connector::base_url(settings, SANDBOX_URL, PRODUCTION_URL);
         let target_environment = setting("target_environment");
         if target_environment.is_empty() {
             return Err("settings.target_environment is missing".to_owned());
@@ -206,12 +202,7 @@ fn uuid_v4_layout(mut bytes: [u8; 16]) -> String {
 
 impl Mtn {
     pub fn new(config: MtnConfig, options: &ConnectorOptions) -> Self {
-        crate::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .connect_timeout(options.request_timeout.min(Duration::from_secs(10)))
-            .build()
-            .expect("an HTTP client with rustls builds");
+        let http = connector::http_client(options);
         let markets = config.markets();
         let capabilities = Capabilities {
             id: ID,

@@ -166,7 +166,7 @@ impl Application {
             public_url: public_url.trim_end_matches('/').to_owned(),
             platform_credit_rules: config.platform_credit_rules()?,
             settlement_time_zone: config.settlement_time_zone()?,
-            connector_options: malipo_rails::mpesa::ConnectorOptions {
+            connector_options: malipo_rails::connector::ConnectorOptions {
                 request_timeout: std::time::Duration::from_millis(config.rail_timeout_ms.max(1)),
                 poll_after_ms: config.rail_poll_after_ms.max(1),
             },

@@ -12,7 +12,7 @@ use malipo_fakes::airtel::{AirtelFake, AirtelFakeConfig};
 use serde_json::{Value, json};
 
 use crate::harness::json_of;
-use crate::rails_mpesa::{Live, live_with_rail};
+use crate::rails_mpesa::{Rig, live_with_rail};
 
 /// Airtel's encryption-keys API key in the fake (1024-bit, like Airtel's).
 const RSA_PUBLIC_KEY: &str = "MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDO78POu036pMzN0zsmr6aVbdxArwPSgXKOhSz9rYpTSeNoWA48AFi/lXcNRXM7LoL/7laKsqSnyWNZbRdcIiZwQpylqJgxmHkBoclRbYvj4OslhtbDh/KT/0MzP9zhOj9W3SFzLwO4Mpup9Tb0BViiKM7qr62dPurIxiIBtdmNxQIDAQAB";
@@ -22,17 +22,7 @@ fn airtel(trigger: &str) -> String {
     format!("+25473312{trigger}")
 }
 
-struct Airtel {
-    live: Live,
-    fake: AirtelFake,
-}
-
-impl std::ops::Deref for Airtel {
-    type Target = Live;
-    fn deref(&self) -> &Live {
-        &self.live
-    }
-}
+type Airtel = Rig<AirtelFake>;
 
 async fn live_with_airtel(config: AirtelFakeConfig) -> Airtel {
     let fake = AirtelFake::new(config.clone());

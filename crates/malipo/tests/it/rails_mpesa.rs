@@ -82,17 +82,20 @@ pub(crate) async fn live_with_rail(
     }
 }
 
-struct Mpesa {
-    live: Live,
-    fake: MpesaFake,
+/// A live merchant and the fake operator its rail is configured against.
+pub(crate) struct Rig<F> {
+    pub live: Live,
+    pub fake: F,
 }
 
-impl std::ops::Deref for Mpesa {
+impl<F> std::ops::Deref for Rig<F> {
     type Target = Live;
     fn deref(&self) -> &Live {
         &self.live
     }
 }
+
+type Mpesa = Rig<MpesaFake>;
 
 async fn live_with_mpesa(fake_config: MpesaFakeConfig) -> Mpesa {
     let fake = MpesaFake::new(fake_config.clone());

@@ -12,7 +12,7 @@ use malipo_fakes::mtn::{MtnFake, MtnFakeConfig};
 use serde_json::{Value, json};
 
 use crate::harness::json_of;
-use crate::rails_mpesa::{Live, live_with_rail};
+use crate::rails_mpesa::{Rig, live_with_rail};
 
 const API_USER: &str = "5f3b0b3e-4c1a-4d2e-9b7a-0c9d8e7f6a51";
 const API_KEY: &str = "f1db798c98df4bcf83b538175893bbf0";
@@ -22,17 +22,7 @@ fn mtn(trigger: &str) -> String {
     format!("+25677123{trigger}")
 }
 
-struct Mtn {
-    live: Live,
-    fake: MtnFake,
-}
-
-impl std::ops::Deref for Mtn {
-    type Target = Live;
-    fn deref(&self) -> &Live {
-        &self.live
-    }
-}
+type Mtn = Rig<MtnFake>;
 
 async fn live_with_mtn(config: MtnFakeConfig) -> Mtn {
     let config = MtnFakeConfig {
