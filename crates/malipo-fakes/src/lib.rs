@@ -12,4 +12,5 @@
 pub mod airtel;
 pub mod mpesa;
 pub mod mtn;
+pub mod serving;
 pub mod triggers;

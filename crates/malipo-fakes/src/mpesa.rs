@@ -559,15 +559,7 @@ impl MpesaFake {
     /// Binds 127.0.0.1:0, serves in a tokio task; returns the base URL
     /// "http://127.0.0.1:PORT".
     pub async fn spawn(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let fake = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = fake.serve(listener).await {
-                tracing::warn!(%error, "the M-Pesa fake stopped serving");
-            }
-        });
-        Ok(format!("http://{addr}"))
+        crate::serving::spawn(self.router(), "M-Pesa").await
     }
 
     /// Serves on a given listener until the future ends (for the CLI).

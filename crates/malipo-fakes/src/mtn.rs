@@ -618,15 +618,7 @@ impl MtnFake {
     /// Binds 127.0.0.1 on a free port, serves there in a task, and returns
     /// the base URL (`http://127.0.0.1:PORT`).
     pub async fn spawn(&self) -> std::io::Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let fake = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = fake.serve(listener).await {
-                tracing::warn!(%error, "the MTN MoMo fake stopped");
-            }
-        });
-        Ok(format!("http://{address}"))
+        crate::serving::spawn(self.router(), "MTN MoMo").await
     }
 
     /// Serves on `listener` until the task is dropped.
@@ -1609,29 +1601,10 @@ mod tests {
         })
     }
 
-    /// What a tiny local callback receiver got: method, headers, body.
-    type Received = Arc<Mutex<Vec<(String, HeaderMap, String)>>>;
+    use crate::serving::receiver::Received;
 
     async fn receiver() -> (String, Received) {
-        let received: Received = Arc::default();
-        let store = received.clone();
-        let app = Router::new().fallback(move |request: Request| {
-            let store = store.clone();
-            async move {
-                let (parts, body) = request.into_parts();
-                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-                store.lock().unwrap().push((
-                    parts.method.to_string(),
-                    parts.headers,
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
-                StatusCode::OK
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (format!("http://{address}/momo/callback"), received)
+        crate::serving::receiver::spawn("/momo/callback").await
     }
 
     async fn wait_for_callbacks(fake: &MtnFake, count: usize) -> Vec<SentCallback> {
