@@ -448,9 +448,29 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
                 flag(format!("disagrees with {}", payout.id), transaction).await?;
                 return Ok(());
             }
-            let applied = payments
-                .apply_payout_outcome(&payout, &report.status)
-                .await?;
+            let status = if rail.capabilities().signed_callbacks
+                || !rail.capabilities().payout_query_confirms
+            {
+                report.status.clone()
+            } else {
+                match confirm_by_query(
+                    payments,
+                    job,
+                    payout.merchant_id,
+                    payout.mode,
+                    &inbound.rail,
+                    &report,
+                )
+                .await?
+                {
+                    Confirmed::Status(status) => status,
+                    Confirmed::Flag(reason) => {
+                        flag(reason, transaction).await?;
+                        return Ok(());
+                    }
+                }
+            };
+            let applied = payments.apply_payout_outcome(&payout, &status).await?;
             let state = if applied {
                 InboundState::Applied
             } else {
@@ -507,35 +527,19 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
     let status = if rail.capabilities().signed_callbacks {
         report.status.clone()
     } else {
-        let Some(connector) = payments
-            .rail_of(payment.merchant_id, payment.mode, &inbound.rail)
-            .await?
-        else {
-            flag(
-                "cannot be confirmed: the rail is no longer configured".to_owned(),
-                transaction,
-            )
-            .await?;
-            return Ok(());
-        };
-        match connector.query_status(&report.rail_transaction_id).await {
-            Ok(confirmed) if confirmed.status != malipo_rails::RailStatus::Pending => {
-                if confirmed.status != report.status {
-                    tracing::warn!(inbound_id = %id, "a callback disagreed with the rail's status query, which is applied");
-                }
-                confirmed.status
-            }
-            // Not final yet on the rail's side, or the query failed: ask
-            // again shortly, then leave it to the payment's own polling.
-            _ if job.attempts < ACKNOWLEDGEMENT_WAITS_MAX => {
-                return Err(JobFailure::Later(now.plus_ms(ACKNOWLEDGEMENT_WAIT_MS)));
-            }
-            _ => {
-                flag(
-                    "the rail's status query never confirmed it".to_owned(),
-                    transaction,
-                )
-                .await?;
+        match confirm_by_query(
+            payments,
+            job,
+            payment.merchant_id,
+            payment.mode,
+            &inbound.rail,
+            &report,
+        )
+        .await?
+        {
+            Confirmed::Status(status) => status,
+            Confirmed::Flag(reason) => {
+                flag(reason, transaction).await?;
                 return Ok(());
             }
         }
@@ -551,6 +555,50 @@ async fn process_inbound(payments: &Payments, job: &JobRecord) -> Result<(), Job
         .mark_inbound(id, state, transaction.as_deref(), None, now)
         .await?;
     Ok(())
+}
+
+/// What the rail's own status query says of an unsigned callback.
+enum Confirmed {
+    /// Final: apply this (the query's word, whatever the callback said).
+    Status(malipo_rails::RailStatus),
+    /// Never confirmed: keep the callback, flagged, for the operator.
+    Flag(String),
+}
+
+/// Asks the rail where the callback's transaction stands. Not final yet on
+/// the rail's side, or the query failed: the callback is tried again
+/// shortly (`JobFailure::Later`), then flagged; the transaction's own
+/// polling goes on regardless.
+async fn confirm_by_query(
+    payments: &Payments,
+    job: &JobRecord,
+    merchant: malipo_core::MerchantId,
+    mode: malipo_core::Mode,
+    rail: &str,
+    report: &StatusReport,
+) -> Result<Confirmed, JobFailure> {
+    let Some(connector) = payments.rail_of(merchant, mode, rail).await? else {
+        return Ok(Confirmed::Flag(
+            "cannot be confirmed: the rail is no longer configured".to_owned(),
+        ));
+    };
+    match connector.query_status(&report.rail_transaction_id).await {
+        Ok(confirmed) if confirmed.status != malipo_rails::RailStatus::Pending => {
+            if confirmed.status != report.status {
+                tracing::warn!(
+                    transaction = %report.rail_transaction_id,
+                    "a callback disagreed with the rail's status query, which is applied"
+                );
+            }
+            Ok(Confirmed::Status(confirmed.status))
+        }
+        _ if job.attempts < ACKNOWLEDGEMENT_WAITS_MAX => Err(JobFailure::Later(
+            payments.clock.now().plus_ms(ACKNOWLEDGEMENT_WAIT_MS),
+        )),
+        _ => Ok(Confirmed::Flag(
+            "the rail's status query never confirmed it".to_owned(),
+        )),
+    }
 }
 
 /// The longest wait between two status queries of one transaction.

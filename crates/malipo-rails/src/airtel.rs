@@ -167,6 +167,7 @@ impl Airtel {
             amount_max_minor: 1_000_000_000,
             poll_after_ms: options.poll_after_ms,
             signed_callbacks: false,
+            payout_query_confirms: true,
         };
         Self {
             config,

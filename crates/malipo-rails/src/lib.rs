@@ -48,6 +48,11 @@ pub struct Capabilities {
     /// Whether the rail signs its callbacks. An unsigned callback (M-Pesa,
     /// MTN MoMo) is applied only once a status query agrees.
     pub signed_callbacks: bool,
+    /// Whether a payout's status query answers at once (MTN MoMo, Airtel
+    /// Money), so that an unsigned payout callback is confirmed by it too.
+    /// M-Pesa's B2C status comes back later, by callback: its results are
+    /// applied as received.
+    pub payout_query_confirms: bool,
 }
 
 impl Capabilities {

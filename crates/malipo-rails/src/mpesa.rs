@@ -356,6 +356,7 @@ fn capabilities(poll_after_ms: i64) -> Capabilities {
         amount_max_minor: 25_000_000,
         poll_after_ms,
         signed_callbacks: false,
+        payout_query_confirms: false,
     }
 }
 

@@ -218,6 +218,7 @@ impl Mtn {
             amount_max_minor: 500_000_000,
             poll_after_ms: options.poll_after_ms,
             signed_callbacks: false,
+            payout_query_confirms: true,
         };
         Self {
             config,

@@ -402,6 +402,7 @@ impl Simulator {
             amount_max_minor: 1_000_000_000_000,
             poll_after_ms: config.poll_after_ms,
             signed_callbacks: true,
+            payout_query_confirms: true,
         };
         // reqwest needs the process's TLS provider even for plain http.
         crate::install_tls_provider();

@@ -231,6 +231,33 @@ async fn tokens_are_renewed_and_transfers_check_the_wallet_first() {
     assert_eq!(body["payee"]["partyId"], "256771230000");
     assert_eq!(body["payeeNote"], "Suppliers  co", "MTN refuses ' and &");
 
+    // A transfer still pending at MTN, and a forged SUCCESSFUL for it:
+    // MTN does not sign, its GET says otherwise, nothing is applied; the
+    // transfer ends as MTN says (expired) and the hold comes back.
+    let waiting = json_of(live.post("/v1/payouts", &payout(mtn("0003"))).await, 201).await;
+    let waiting_id = waiting["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    while live.get(&format!("/v1/payouts/{waiting_id}")).await["rail_transaction_id"].is_null() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let forged = json!({"amount": "100000", "currency": "UGX", "externalId": waiting_id,
+        "payee": {"partyIdType": "MSISDN", "partyId": "256771230003"}, "status": "SUCCESSFUL"});
+    let response = live
+        .app
+        .client
+        .post(format!("{}/v1/inbound/mtn_momo", live.app.base_url))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let waiting = live.settled(&format!("/v1/payouts/{waiting_id}")).await;
+    assert_eq!(
+        waiting["status"], "failed",
+        "the GET's word wins: {waiting}"
+    );
+
     // A name that is not the wallet's: refused before MTN moves money.
     let transfers = live.posts_to("/disbursement/v1_0/transfer").len();
     let mut misnamed = payout(mtn("0000"));
