@@ -92,13 +92,11 @@ impl Connectors {
         merchant: MerchantId,
         rail: &str,
     ) -> Result<Option<Arc<dyn Rail>>, StoreError> {
-        let Some(config) = self.store.effective_rail_config(merchant, rail).await? else {
-            return Ok(None);
-        };
-        if !config.enabled {
-            return Ok(None);
-        }
-        Ok(self.connector(&config))
+        Ok(self
+            .store
+            .effective_rail_config(merchant, rail)
+            .await?
+            .and_then(|config| self.connector(&config)))
     }
 
     /// The connector of one stored configuration (`None`: its credentials
@@ -148,19 +146,16 @@ impl Connectors {
         Some(reader)
     }
 
-    /// The rails the merchant can use live: connected and configured.
-    pub async fn configured(&self, merchant: MerchantId) -> Result<Vec<&'static str>, StoreError> {
-        let mut rails = Vec::new();
-        for rail in CONNECTED_RAILS {
-            if self
-                .store
-                .effective_rail_config(merchant, rail)
-                .await?
-                .is_some_and(|config| config.enabled)
-            {
-                rails.push(*rail);
-            }
-        }
-        Ok(rails)
+    /// The connectors the merchant can use live: every connected rail with
+    /// an enabled configuration (one read for them all).
+    pub async fn configured(&self, merchant: MerchantId) -> Result<Vec<Arc<dyn Rail>>, StoreError> {
+        Ok(self
+            .store
+            .effective_rail_configs(merchant)
+            .await?
+            .iter()
+            .filter(|config| CONNECTED_RAILS.contains(&config.rail.as_str()))
+            .filter_map(|config| self.connector(config))
+            .collect())
     }
 }

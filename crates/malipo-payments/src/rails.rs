@@ -94,17 +94,23 @@ impl crate::Payments {
                 tracing::error!(%error, "reading the merchant's rail configurations");
                 "the rail configurations could not be read; try again".to_owned()
             })?;
+        let connector = |id: &str| {
+            configured
+                .iter()
+                .find(|connector| connector.capabilities().id == id)
+                .cloned()
+        };
         let wanted = match (requested, phone.and_then(routing::operator_of)) {
-            (Some(id), _) if configured.contains(&id) => Ok(id.to_owned()),
-            (Some(id), _) => Err(format!(
-                "the rail `{id}` is not configured for this merchant's live payments"
-            )),
+            (Some(id), _) => connector(id).ok_or_else(|| {
+                format!("the rail `{id}` is not configured for this merchant's live payments")
+            }),
             (None, Some(operator)) => match operator.rail {
-                Some(id) if configured.contains(&id) => Ok(id.to_owned()),
-                Some(id) => Err(format!(
-                    "{} numbers ({}) go over the `{id}` rail, which is not configured for this merchant",
-                    operator.name, operator.wallet
-                )),
+                Some(id) => connector(id).ok_or_else(|| {
+                    format!(
+                        "{} numbers ({}) go over the `{id}` rail, which is not configured for this merchant",
+                        operator.name, operator.wallet
+                    )
+                }),
                 None => Err(format!(
                     "{} ({}) has no connector in Malipo yet",
                     operator.wallet, operator.name
@@ -115,22 +121,11 @@ impl crate::Payments {
             }
             (None, None) => configured
                 .first()
-                .map(|id| (*id).to_owned())
+                .cloned()
                 .ok_or_else(|| "no live rail is configured for this merchant".to_owned()),
         };
-        let id = match wanted {
-            Ok(id) => id,
-            // A rail registered in process (tests) still serves.
-            Err(reason) => return static_choice.map_err(|_| reason),
-        };
-        match self.connectors.for_merchant(merchant, &id).await {
-            Ok(Some(connector)) => Ok(connector),
-            Ok(None) => Err(format!("the rail `{id}` is not configured")),
-            Err(error) => {
-                tracing::error!(%error, "reading a rail configuration");
-                Err("the rail configuration could not be read; try again".to_owned())
-            }
-        }
+        // A rail registered in process (tests) still serves.
+        wanted.or_else(|reason| static_choice.map_err(|_| reason))
     }
 
     /// The rail of a transaction already made, to query it or send it:

@@ -161,11 +161,39 @@ impl Store {
         merchant_id: MerchantId,
         rail: &str,
     ) -> Result<Option<RailConfigRecord>, StoreError> {
-        let config = match self.rail_config_of(Some(merchant_id), rail).await? {
-            Some(own) => Some(own),
-            None => self.rail_config_of(None, rail).await?,
-        };
-        Ok(config.filter(|config| config.enabled))
+        Ok(self
+            .effective_rail_configs(merchant_id)
+            .await?
+            .into_iter()
+            .find(|config| config.rail == rail))
+    }
+
+    /// The enabled configuration of every rail a merchant's live payments
+    /// may use, by rail, as [`Store::effective_rail_config`] chooses each:
+    /// one query for them all.
+    pub async fn effective_rail_configs(
+        &self,
+        merchant_id: MerchantId,
+    ) -> Result<Vec<RailConfigRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM {TABLE} WHERE owner = $1 OR owner = $2 ORDER BY rail"
+        )))
+        .bind(owner(Some(merchant_id)))
+        .bind(owner(None))
+        .fetch_all(&self.pool)
+        .await?;
+        let configs = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        // The merchant's own, enabled or not, over the platform's.
+        let mut chosen: Vec<RailConfigRecord> = Vec::new();
+        for config in configs {
+            match chosen.iter_mut().find(|kept| kept.rail == config.rail) {
+                Some(kept) if config.merchant_id.is_some() => *kept = config,
+                Some(_) => {}
+                None => chosen.push(config),
+            }
+        }
+        chosen.retain(|config| config.enabled);
+        Ok(chosen)
     }
 
     /// Every configuration, or the platform's and one merchant's

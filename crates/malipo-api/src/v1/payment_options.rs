@@ -90,15 +90,13 @@ pub async fn list_payment_options(
     if !simulator_only {
         // The real rails this merchant has configured (its own, else the
         // platform's).
-        let connectors = &state.payments.connectors;
-        for id in connectors.configured(caller.tenant.merchant_id).await? {
-            if let Some(connector) = connectors
-                .for_merchant(caller.tenant.merchant_id, id)
-                .await?
-            {
-                rails.push(connector);
-            }
-        }
+        rails.extend(
+            state
+                .payments
+                .connectors
+                .configured(caller.tenant.merchant_id)
+                .await?,
+        );
     }
     let data = rails
         .iter()
