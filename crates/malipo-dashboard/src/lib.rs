@@ -318,7 +318,12 @@ impl Signed {
         if !pages::is_object_id(id) {
             return Err(self.failure_page(&ApiFailure::not_found(what, id)));
         }
-        self.get(&format!("{collection}/{id}"))
+        self.read(&format!("{collection}/{id}")).await
+    }
+
+    /// A page's data from the API, or the page that says why not.
+    pub async fn read(&self, path: &str) -> Result<Value, Response> {
+        self.get(path)
             .await
             .map_err(|failure| self.failure_page(&failure))
     }

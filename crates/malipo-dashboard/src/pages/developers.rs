@@ -38,13 +38,13 @@ fn revoke_form(action: String, what: &str) -> Form {
 }
 
 async fn render(signed: &Signed, flash: Option<view::Flash>, secret: Option<Secret>) -> Response {
-    let keys = match signed.get("/v1/api-keys?limit=100").await {
+    let keys = match signed.read("/v1/api-keys?limit=100").await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
-    let clients = match signed.get("/v1/oauth-clients?limit=100").await {
+    let clients = match signed.read("/v1/oauth-clients?limit=100").await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let mut page = Page::new(signed.layout("Developers", flash), "Developers");
     page.secret = secret;

@@ -18,9 +18,9 @@ const WINDOWS: [(i64, &str); 3] = [(1, "Today"), (7, "7 days"), (30, "30 days")]
 const FINAL_FAILURES: [&str; 3] = ["failed", "expired", "cancelled"];
 
 pub async fn page(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
-    let stats = match signed.get("/v1/payment-stats?days=30").await {
+    let stats = match signed.read("/v1/payment-stats?days=30").await {
         Ok(stats) => stats,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let rows = stats["data"].as_array().cloned().unwrap_or_default();
     let first_day = view::s(&stats, "from").get(..10).unwrap_or("").to_owned();

@@ -37,9 +37,9 @@ const LIST_QUERY: &[&str] = &[
 
 pub async fn list(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
     let api_query = query_string(&query, LIST_QUERY, &[("limit", "25")]);
-    let list = match signed.get(&format!("/v1/payments{api_query}")).await {
+    let list = match signed.read(&format!("/v1/payments{api_query}")).await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let base = signed.href("/payments");
     let (table, next) = list_table(
@@ -408,9 +408,9 @@ async fn money_out(signed: Signed, query: Query, kind: &str) -> Response {
         _ => ("Refunds", "/v1/refunds", "No refunds yet."),
     };
     let api_query = query_string(&query, &["status", "starting_after"], &[("limit", "25")]);
-    let list = match signed.get(&format!("{path}{api_query}")).await {
+    let list = match signed.read(&format!("{path}{api_query}")).await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let base = signed.href(&format!("/{kind}"));
     let (table, next) = list_table(

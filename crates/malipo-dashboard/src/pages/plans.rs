@@ -47,9 +47,9 @@ pub async fn list(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
     let mut names = PLAN_FILTERS.to_vec();
     names.push("starting_after");
     let api_query = query_string(&query, &names, &[("limit", "25")]);
-    let list = match signed.get(&format!("/v1/plans{api_query}")).await {
+    let list = match signed.read(&format!("/v1/plans{api_query}")).await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let base = signed.href("/plans");
     let (table, next) = list_table(
@@ -427,9 +427,9 @@ const CHECKOUT_STATUSES: &[(&str, &str)] = &[
 
 pub async fn checkouts(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
     let api_query = query_string(&query, &["status", "starting_after"], &[("limit", "25")]);
-    let list = match signed.get(&format!("/v1/checkouts{api_query}")).await {
+    let list = match signed.read(&format!("/v1/checkouts{api_query}")).await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let base = signed.href("/checkouts");
     let (table, next) = list_table(

@@ -15,16 +15,6 @@ use crate::view::{
 };
 use crate::{Role, Signed, back, flash_of};
 
-/// A failed read's page, or the value.
-macro_rules! read {
-    ($signed:expr, $path:expr) => {
-        match $signed.get(&*$path).await {
-            Ok(value) => value,
-            Err(failure) => return $signed.failure_page(&failure),
-        }
-    };
-}
-
 fn destination(settlement: &Value) -> String {
     match view::s(settlement, "type").as_str() {
         "bank" => format!(
@@ -39,7 +29,10 @@ fn destination(settlement: &Value) -> String {
 
 pub async fn entities(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
     let api_query = query_string(&query, &["starting_after"], &[("limit", "25")]);
-    let list = read!(signed, format!("/v1/entities{api_query}"));
+    let list = match signed.read(&format!("/v1/entities{api_query}")).await {
+        Ok(value) => value,
+        Err(page) => return page,
+    };
     let base = signed.href("/entities");
     let (table, next) = list_table(
         &list,
@@ -279,7 +272,10 @@ pub async fn settlements(signed: Signed, QueryOf(query): QueryOf<Query>) -> Resp
         &["status", "entity", "starting_after"],
         &[("limit", "25")],
     );
-    let list = read!(signed, format!("/v1/settlements{api_query}"));
+    let list = match signed.read(&format!("/v1/settlements{api_query}")).await {
+        Ok(value) => value,
+        Err(page) => return page,
+    };
     let base = signed.href("/settlements");
     let (table, next) = settlements_table(
         &signed,
@@ -505,7 +501,13 @@ pub async fn references(signed: Signed, QueryOf(query): QueryOf<Query>) -> Respo
         &["status", "number", "entity", "starting_after"],
         &[("limit", "25")],
     );
-    let list = read!(signed, format!("/v1/payment-references{api_query}"));
+    let list = match signed
+        .read(&format!("/v1/payment-references{api_query}"))
+        .await
+    {
+        Ok(value) => value,
+        Err(page) => return page,
+    };
     let base = signed.href("/references");
     let (mut table, next) = references_table(
         &signed,
@@ -785,7 +787,10 @@ pub async fn refund_payment(
 }
 
 pub async fn balances(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response {
-    let balances = read!(signed, "/v1/balances");
+    let balances = match signed.read("/v1/balances").await {
+        Ok(value) => value,
+        Err(page) => return page,
+    };
     let accounts = signed
         .get("/v1/ledger/accounts?limit=100")
         .await

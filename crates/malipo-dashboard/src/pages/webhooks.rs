@@ -22,9 +22,9 @@ pub async fn events(signed: Signed, QueryOf(query): QueryOf<Query>) -> Response 
         &["type", "object_id", "starting_after"],
         &[("limit", "25")],
     );
-    let list = match signed.get(&format!("/v1/events{api_query}")).await {
+    let list = match signed.read(&format!("/v1/events{api_query}")).await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let base = signed.href("/events");
     let (table, next) = list_table(
@@ -206,9 +206,9 @@ async fn render_endpoints(
     flash: Option<view::Flash>,
     secret: Option<Secret>,
 ) -> Response {
-    let list = match signed.get("/v1/webhook-endpoints?limit=100").await {
+    let list = match signed.read("/v1/webhook-endpoints?limit=100").await {
         Ok(list) => list,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let base = signed.href("/webhooks");
     let mut page = Page::new(signed.layout("Webhooks", flash), "Webhook endpoints");
@@ -325,9 +325,9 @@ async fn render_endpoint(
     flash: Option<view::Flash>,
     secret: Option<Secret>,
 ) -> Response {
-    let endpoint = match signed.get(&format!("/v1/webhook-endpoints/{id}")).await {
+    let endpoint = match signed.read(&format!("/v1/webhook-endpoints/{id}")).await {
         Ok(endpoint) => endpoint,
-        Err(failure) => return signed.failure_page(&failure),
+        Err(page) => return page,
     };
     let deliveries = signed
         .get(&format!("/v1/webhook-endpoints/{id}/deliveries?limit=50"))
