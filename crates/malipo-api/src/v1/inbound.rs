@@ -24,10 +24,11 @@ pub struct InboundOut {
     pub id: InboundId,
 }
 
-/// Receive a rail's callback. It is stored as received and processed by a
-/// worker: one that does not verify, names an unknown transaction or
-/// disagrees with it is kept and flagged, never applied.
-#[utoipa::path(post, path = "/v1/inbound/{rail}", tag = "inbound",
+/// Receive a rail's callback (`POST`, or `PUT` as MTN MoMo sends them). It
+/// is stored as received and processed by a worker: one that does not
+/// verify, names an unknown transaction or disagrees with it is kept and
+/// flagged, never applied.
+#[utoipa::path(method(post, put), path = "/v1/inbound/{rail}", tag = "inbound",
     params(("rail" = String, Path, description = "The rail that sends it, e.g. `simulator`; M-Pesa's come to `daraja` (Daraja refuses URLs containing \"mpesa\").")),
     request_body(content = Option<String>, description = "The rail's own callback format (JSON for the simulator), stored as received, even empty.", content_type = "application/octet-stream"),
     responses(

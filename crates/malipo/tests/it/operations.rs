@@ -41,6 +41,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/payments/{id}/confirm"),
     ("post", "/v1/payments/{id}/cancel"),
     ("post", "/v1/inbound/{rail}"),
+    ("put", "/v1/inbound/{rail}"),
     ("get", "/v1/payouts"),
     ("post", "/v1/payouts"),
     ("get", "/v1/payouts/{id}"),

@@ -177,6 +177,24 @@ impl Live {
         }
     }
 
+    /// Waits until `callbacks()` counts two (a duplicate sent), then checks
+    /// the payment `id` succeeded once: one `payment.succeeded` event.
+    pub async fn assert_applied_once(&self, id: &str, callbacks: impl Fn() -> usize) {
+        let started = std::time::Instant::now();
+        while callbacks() < 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the duplicate callback never came"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let events = self
+            .get(&format!("/v1/events?object_id={id}&type=payment.succeeded"))
+            .await;
+        assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
+    }
+
     pub async fn assert_books_balance(&self) {
         let report = self.app.store.check_ledger().await.unwrap();
         assert!(report.is_clean(), "{:?}", report.problems);
@@ -291,16 +309,8 @@ async fn a_lost_callback_is_found_by_the_query_and_a_duplicate_is_applied_once()
     let id = twice["id"].as_str().unwrap().to_owned();
     live.settled(&format!("/v1/payments/{id}")).await;
     // Both callbacks arrive; the second changes nothing.
-    let started = std::time::Instant::now();
-    while live.fake.callbacks_sent().len() < 2 {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let events = live
-        .get(&format!("/v1/events?object_id={id}&type=payment.succeeded"))
+    live.assert_applied_once(&id, || live.fake.callbacks_sent().len())
         .await;
-    assert_eq!(events["data"].as_array().unwrap().len(), 1, "{events}");
     // The merchant's balance holds each payment's net once.
     let mut net = 0;
     for id in [lost["id"].as_str().unwrap(), id.as_str()] {
