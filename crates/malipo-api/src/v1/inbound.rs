@@ -24,11 +24,10 @@ pub struct InboundOut {
     pub id: InboundId,
 }
 
-/// Receive a rail's callback (`POST`, or `PUT` as MTN MoMo sends them). It
-/// is stored as received and processed by a worker: one that does not
+/// Receive a rail's callback. It is stored as received and processed by a worker: one that does not
 /// verify, names an unknown transaction or disagrees with it is kept and
 /// flagged, never applied.
-#[utoipa::path(method(post, put), path = "/v1/inbound/{rail}", tag = "inbound",
+#[utoipa::path(post, path = "/v1/inbound/{rail}", tag = "inbound",
     params(("rail" = String, Path, description = "The rail that sends it, e.g. `simulator`; M-Pesa's come to `daraja` (Daraja refuses URLs containing \"mpesa\").")),
     request_body(content = Option<String>, description = "The rail's own callback format (JSON for the simulator), stored as received, even empty.", content_type = "application/octet-stream"),
     responses(
@@ -62,6 +61,25 @@ pub async fn receive_inbound(
         StatusCode::ACCEPTED,
         Json(InboundOut { received: true, id }),
     ))
+}
+
+/// Receive a rail's callback sent as `PUT`, as MTN MoMo sends them: the
+/// same as the `POST`.
+#[utoipa::path(put, path = "/v1/inbound/{rail}", tag = "inbound",
+    params(("rail" = String, Path, description = "The rail that sends it, e.g. `mtn_momo`.")),
+    request_body(content = Option<String>, description = "The rail's own callback format, stored as received, even empty.", content_type = "application/octet-stream"),
+    responses(
+        (status = 202, description = "Stored for processing.", body = InboundOut),
+        (status = 404, description = "Not a rail id.", body = ErrorEnvelope),
+        (status = 413, description = "Body over 64 KiB.", body = ErrorEnvelope),
+    ))]
+pub async fn receive_inbound_put(
+    state: State<AppState>,
+    rail: Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<InboundOut>), ApiError> {
+    receive_inbound(state, rail, headers, body).await
 }
 
 /// Answer a rail's validation request, sent before a customer pays a
@@ -125,6 +143,6 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(receive_inbound))
+        .routes(routes!(receive_inbound, receive_inbound_put))
         .routes(routes!(validate_inbound))
 }
